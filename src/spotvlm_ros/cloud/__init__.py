@@ -1,0 +1,1 @@
+"""The cloud path: OpenAI-compatible client, grounding parsers, the local server."""

@@ -1,0 +1,1 @@
+"""The method: context replacement, compression, visual focus, keyframe policy, latency traces. No ROS."""

@@ -1,0 +1,1 @@
+"""Edge model backends behind one small base class."""

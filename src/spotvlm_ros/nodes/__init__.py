@@ -1,0 +1,1 @@
+"""Thin rclpy nodes; the only package besides the bring-up that imports rclpy."""
