@@ -1,0 +1,45 @@
+"""The `spotvlm` command: thin verbs over the package's modules."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, Optional, Sequence
+
+# verb -> (module with main(argv) -> int, one-line help). Imported only when the verb runs,
+# so `spotvlm --help` stays fast and a verb's heavy imports (torch, rclpy) stay its own.
+VERBS: dict[str, tuple[str, str]] = {
+    'doctor': ('spotvlm_ros.doctor', 'check the install: interfaces, ament index, a message across two processes'),
+    'run': ('spotvlm_ros.run', 'start the nodes (and the local cloud) as processes, like the launch file'),
+    'cloud-server': ('spotvlm_ros.cloud.server', 'serve a local checkpoint as an OpenAI-compatible endpoint'),
+    'make-tiny-model': ('spotvlm_ros.models.tiny', 'build a tiny random-weight Qwen2.5-VL checkpoint offline'),
+    'export-onnx': ('spotvlm_ros.models.onnx_export', 'export a checkpoint to ONNX for the onnx backend'),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser; each verb parses its own arguments."""
+    parser = argparse.ArgumentParser(prog='spotvlm', description=__doc__)
+    parser.add_argument('verb', choices=sorted(VERBS), help='what to do')
+    parser.add_argument('args', nargs=argparse.REMAINDER, help="the verb's own arguments")
+    parser.epilog = '\n'.join(f'  {v:14s} {h}' for v, (_, h) in sorted(VERBS.items()))
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    return parser
+
+
+def verb_main(verb: str) -> Callable[[Sequence[str]], int]:
+    """The main(argv) of a verb's module."""
+    return importlib.import_module(VERBS[verb][0]).main
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return verb_main(args.verb)(args.args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""A minimal Ask action server for the interface tests: streams the answer word by word."""
+
+import sys
+
+import rclpy
+from rclpy.action import ActionServer
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from spotvlm_msgs.action import Ask
+
+
+class AskServer(Node):
+    """Answers every question by reversing its words, sending each word as feedback."""
+
+    def __init__(self, action_name: str):
+        super().__init__('ask_server')
+        self._server = ActionServer(self, Ask, action_name, self._execute)
+
+    def _execute(self, goal_handle):
+        words = goal_handle.request.question.split()[::-1]
+        for i in range(1, len(words) + 1):
+            goal_handle.publish_feedback(Ask.Feedback(partial_text=' '.join(words[:i])))
+        goal_handle.succeed()
+        result = Ask.Result()
+        result.answer.query = goal_handle.request.question
+        result.answer.answer = ' '.join(words)
+        result.answer.used_context = not goal_handle.request.no_context
+        result.answer.header.stamp = self.get_clock().now().to_msg()
+        result.answer.header.frame_id = 'camera'
+        return result
+
+
+def main() -> None:
+    rclpy.init()
+    node = AskServer(sys.argv[1])
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()
