@@ -1,0 +1,121 @@
+"""cloud_bridge: sends keyframes to the cloud LVLM and publishes its late replies as CloudContext."""
+
+from __future__ import annotations
+
+import threading
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from spotvlm_msgs.msg import CloudContext
+
+from spotvlm_ros.cloud.client import CloudClientConfig
+from spotvlm_ros.cloud.worker import CloudWorker
+from spotvlm_ros.core.keyframes import KeyframeConfig, KeyframePolicy
+from spotvlm_ros.core.types import CloudAnswer
+from spotvlm_ros.nodes import convert
+from spotvlm_ros.nodes.diagnostics import (
+    DiagnosticsPublisher, RollingStats, make_status, threshold_level, worst)
+from spotvlm_ros.nodes.images import ImageError, image_to_rgb
+from spotvlm_ros.nodes.params import declare, declare_config
+from spotvlm_ros.nodes.qos import CLOUD_CONTEXT_QOS, image_qos
+from spotvlm_ros.nodes.runner import run_node
+
+
+class CloudBridge(Node):
+    """Applies the keyframe policy; requests never block the executor."""
+
+    def __init__(self, **kwargs):
+        super().__init__('cloud_bridge', **kwargs)
+        self.query = declare(self, 'query', 'What should the ego vehicle do now?',
+                             'question sent with every keyframe')
+        self.client_config = declare_config(self, 'cloud', CloudClientConfig)
+        self.keyframe_config = declare_config(self, 'keyframe', KeyframeConfig)
+        self.rtt_warn_s = declare(self, 'diagnostics.round_trip_warn_s', 6.0)
+        self.rtt_error_s = declare(self, 'diagnostics.round_trip_error_s', 15.0)
+        reliable = declare(self, 'image_reliable', False, 'subscribe to images as reliable')
+        self.policy = KeyframePolicy(self.keyframe_config)
+        self.worker = CloudWorker(self.client_config)
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._seq = 0
+        self.round_trip = RollingStats(50)
+        self.counts = {'frames': 0, 'bad_frames': 0, 'sent': 0, 'ok': 0, 'timeout': 0,
+                       'error': 0}
+        self._last_reason = 'no frame yet'
+        self._pub = self.create_publisher(CloudContext, 'cloud_context', CLOUD_CONTEXT_QOS)
+        self.create_subscription(Image, 'image', self._on_image, image_qos(reliable))
+        self._diag = DiagnosticsPublisher(self, 1.0, self._status)
+        self.get_logger().info(
+            f'cloud {self.client_config.base_url} model {self.client_config.model}; '
+            f'at most {self.keyframe_config.max_in_flight} in flight, keyframe every '
+            f'{self.keyframe_config.min_interval_s:g}-{self.keyframe_config.max_interval_s:g} s')
+
+    def _on_image(self, msg: Image) -> None:
+        self.counts['frames'] += 1
+        stamp = convert.to_sec(msg.header.stamp)
+        with self._lock:
+            in_flight = self._in_flight
+        try:
+            frame = image_to_rgb(msg)
+        except ImageError as err:
+            self.counts['bad_frames'] += 1
+            self.get_logger().warning(f'skipping frame: {err}', throttle_duration_sec=5.0)
+            return
+        with self._lock:  # the client thread records replies into the same policy
+            decision = self.policy.should_send(stamp, frame, in_flight)
+        if not decision:
+            if decision.reason != self._last_reason and 'circuit' in decision.reason:
+                self.get_logger().warning(f'not sending keyframes: {decision.reason}')
+            self._last_reason = decision.reason
+            return
+        with self._lock:
+            self._in_flight += 1
+            self._seq += 1
+            seq = self._seq
+        self.counts['sent'] += 1
+        header = msg.header
+        self.worker.submit(frame, stamp, seq, self.query,
+                           callback=lambda answer: self._on_answer(answer, header.frame_id))
+
+    def _on_answer(self, answer: CloudAnswer, frame_id: str) -> None:
+        """On the client's thread: publish the reply (or the failure) with the keyframe's header."""
+        ok = answer.status == 'ok'
+        with self._lock:
+            self._in_flight -= 1
+            self.policy.record_reply(answer.response_time, ok)
+        self.counts[answer.status if answer.status in self.counts else 'error'] += 1
+        msg = convert.cloud_answer_to_msg(answer, frame_id)
+        if ok:
+            self.round_trip.add(msg.round_trip_s)
+            self.get_logger().debug(f'keyframe {answer.keyframe_seq}: {msg.round_trip_s:.2f} s')
+        else:
+            self.get_logger().warning(f'keyframe {answer.keyframe_seq} {answer.status}: '
+                                      f'{answer.error}', throttle_duration_sec=5.0)
+        self._pub.publish(msg)
+
+    def close(self) -> None:
+        self.worker.close()
+
+    def _status(self):
+        p50, p95 = self.round_trip.percentile(50), self.round_trip.percentile(95)
+        failures = self.counts['timeout'] + self.counts['error']
+        with self._lock:
+            breaker = self.policy.breaker.describe(self.get_clock().now().nanoseconds * 1e-9)
+        level = threshold_level(p95, self.rtt_warn_s, self.rtt_error_s)
+        if failures and not self.counts['ok']:
+            level = worst(level, threshold_level(failures, 1, 10))
+        if 'open' in breaker:
+            level = worst(level, threshold_level(1, 1, 2))
+        with self._lock:
+            in_flight = self._in_flight
+        return make_status(self, level, breaker, {
+            'round_trip_p50_s': p50, 'round_trip_p95_s': p95, 'in_flight': in_flight,
+            **self.counts})
+
+
+def main(argv=None) -> int:
+    return run_node(CloudBridge, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

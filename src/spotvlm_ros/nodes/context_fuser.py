@@ -1,0 +1,152 @@
+"""context_fuser: late cloud contexts + recent frames -> the FusedContext the edge model uses."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Optional
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from spotvlm_msgs.msg import CloudContext, FusedContext
+
+from spotvlm_ros.core.context import ContextConfig, ContextStore
+from spotvlm_ros.core.focus import FocusConfig, focus_regions
+from spotvlm_ros.nodes import convert
+from spotvlm_ros.nodes.diagnostics import (DiagnosticsPublisher, make_status, threshold_level)
+from spotvlm_ros.nodes.images import ImageError, image_to_rgb
+from spotvlm_ros.nodes.params import declare, declare_config, require
+from spotvlm_ros.nodes.qos import CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS, image_qos
+from spotvlm_ros.nodes.runner import run_node
+
+
+class ContextFuser(Node):
+    """Keeps cloud contexts and a short ring of frames; publishes the fused context."""
+
+    def __init__(self, **kwargs):
+        super().__init__('context_fuser', **kwargs)
+        self.context_config = declare_config(self, 'context', ContextConfig)
+        self.focus_config = declare_config(self, 'focus', FocusConfig)
+        self.ring_size = declare(self, 'frame_ring_size', 30,
+                                 'recent frames kept to find a keyframe for optical flow')
+        self.min_period_s = declare(self, 'min_publish_period_s', 0.1,
+                                    'fused contexts are published at most this often per frame')
+        self.age_warn_s = declare(self, 'diagnostics.context_age_warn_s', 8.0)
+        self.age_error_s = declare(self, 'diagnostics.context_age_error_s', 30.0)
+        reliable = declare(self, 'image_reliable', False, 'subscribe to images as reliable')
+        require(self.ring_size >= 1, 'frame_ring_size', f'must be >= 1, got {self.ring_size}')
+        require(self.min_period_s >= 0, 'min_publish_period_s', 'must be >= 0')
+
+        self.store = ContextStore(self.context_config)
+        self._frames: collections.deque = collections.deque(maxlen=self.ring_size)
+        self._lock = threading.Lock()
+        self._last_publish: Optional[float] = None
+        self._first_stamp: Optional[float] = None
+        self.counts = {'frames': 0, 'bad_frames': 0, 'contexts': 0, 'failed_contexts': 0,
+                       'published': 0}
+        self._pub = self.create_publisher(FusedContext, 'fused_context', FUSED_CONTEXT_QOS)
+        self.create_subscription(Image, 'image', self._on_image, image_qos(reliable))
+        self.create_subscription(CloudContext, 'cloud_context', self._on_cloud,
+                                 CLOUD_CONTEXT_QOS)
+        self._diag = DiagnosticsPublisher(self, 1.0, self._status)
+        self.get_logger().info(
+            f'fusing cloud contexts: max age {self.context_config.max_age_s:.1f} s, '
+            f'{self.context_config.max_turns} turns, ring of {self.ring_size} frames')
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            frame = image_to_rgb(msg)
+        except ImageError as err:
+            self.counts['bad_frames'] += 1
+            self.get_logger().warning(f'skipping frame: {err}', throttle_duration_sec=5.0)
+            return
+        stamp = convert.to_sec(msg.header.stamp)
+        with self._lock:
+            if self._frames and stamp < self._frames[-1][0]:
+                self.get_logger().warning(f'time went back {self._frames[-1][0] - stamp:.3f} s:'
+                                          ' forgetting frames and contexts')
+                self._frames.clear()
+                self.store.clear()
+                self._first_stamp = None
+            if self._first_stamp is None:
+                self._first_stamp = stamp
+            self._frames.append((stamp, msg.header, frame))
+        self.counts['frames'] += 1
+        if self._last_publish is None or stamp - self._last_publish >= self.min_period_s:
+            self._publish()
+
+    def _on_cloud(self, msg: CloudContext) -> None:
+        answer = convert.cloud_answer_from_msg(msg)
+        if answer.status != 'ok':
+            self.counts['failed_contexts'] += 1
+            self.get_logger().info(f'cloud keyframe {answer.keyframe_seq} failed '
+                                   f'({answer.status}): {answer.error}')
+            return
+        if self.store.add_cloud(answer):
+            self.counts['contexts'] += 1
+            self._publish()
+
+    def _newest_frame(self):
+        with self._lock:
+            return self._frames[-1] if self._frames else None
+
+    def _keyframe_image(self, stamp: float) -> Optional[np.ndarray]:
+        """The ring's frame at `stamp` (the keyframe the cloud saw), when still held."""
+        with self._lock:
+            for frame_stamp, _, frame in reversed(self._frames):
+                if abs(frame_stamp - stamp) < 1e-4:
+                    return frame
+        return None
+
+    def fuse(self, stamp: float, header, frame: np.ndarray) -> FusedContext:
+        """The fused context for the frame at `stamp`."""
+        msg = FusedContext(header=header, image_width=frame.shape[1],
+                           image_height=frame.shape[0], newest_age_s=-1.0)
+        turns = self.store.turns_for(stamp)
+        newest = self.store.newest_cloud(stamp)
+        msg.turns = [convert.turn_to_msg(t) for t in turns]
+        if newest is not None:
+            age = stamp - newest.keyframe_stamp
+            key = self._keyframe_image(newest.keyframe_stamp)
+            if key is not None and key.shape != frame.shape:
+                key = None
+            regions = focus_regions(newest.regions, newest.image_size,
+                                    (frame.shape[1], frame.shape[0]), age, self.focus_config,
+                                    key_image=key, cur_image=frame)
+            msg.focus_regions = convert.regions_to_msgs(regions)
+            msg.newest_age_s = age
+            msg.newest_source_stamp = convert.to_stamp(newest.keyframe_stamp)
+        msg.has_context = bool(turns) or bool(msg.focus_regions)
+        return msg
+
+    def _publish(self) -> None:
+        newest = self._newest_frame()
+        if newest is None:
+            return
+        stamp, header, frame = newest
+        self.store.prune(stamp)
+        self._pub.publish(self.fuse(stamp, header, frame))
+        self._last_publish = stamp
+        self.counts['published'] += 1
+
+    def _status(self):
+        newest = self._newest_frame()
+        age = self.store.newest_age(newest[0]) if newest else None
+        if age is None and newest is not None and self._first_stamp is not None:
+            # No context at all is as bad as one that old: it is the cloud-down signal.
+            waited = newest[0] - self._first_stamp
+            level = threshold_level(waited, self.age_warn_s, self.age_error_s)
+            message = f'no cloud context for {waited:.1f} s'
+        else:
+            level = threshold_level(age, self.age_warn_s, self.age_error_s)
+            message = 'no frame yet' if age is None else f'context age {age:.1f} s'
+        return make_status(self, level, message, {'context_age_s': age, **self.counts})
+
+
+def main(argv=None) -> int:
+    return run_node(ContextFuser, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""A relay node: republishes every message of one type from one topic to another.
+
+Used by `spotvlm doctor` and the interface tests to prove that a message crosses two
+processes intact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Optional, Sequence
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+
+def message_class(type_name: str):
+    """The message class for 'pkg/msg/Name' (or 'pkg/action/Name_Part')."""
+    package, kind, name = type_name.split('/')
+    module = importlib.import_module(f'{package}.{kind}')
+    if kind == 'action' and not hasattr(module, name):
+        action, part = name.rsplit('_', 1)  # Ask_Feedback is Ask.Feedback
+        return getattr(getattr(module, action), part)
+    return getattr(module, name)
+
+
+class EchoNode(Node):
+    """Relays `in_topic` to `out_topic` unchanged."""
+
+    def __init__(self, msg_type, in_topic: str, out_topic: str):
+        super().__init__('echo')
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self._pub = self.create_publisher(msg_type, out_topic, qos)
+        self.create_subscription(msg_type, in_topic, self._pub.publish, qos)
+        self.get_logger().info(f'relaying {in_topic} -> {out_topic}')
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--type', required=True, help="message type, e.g. 'spotvlm_msgs/msg/EdgeAnswer'")
+    parser.add_argument('--in', dest='in_topic', required=True)
+    parser.add_argument('--out', dest='out_topic', required=True)
+    args = parser.parse_args(argv)
+    rclpy.init()
+    node = EchoNode(message_class(args.type), args.in_topic, args.out_topic)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

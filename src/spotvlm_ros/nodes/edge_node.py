@@ -1,0 +1,339 @@
+"""edge_node: answers the latest camera frame with the edge SVLM, using the fused context.
+
+A lifecycle node: the model loads on configure, answers flow while active. Inference runs on
+a worker thread of its own, never on the executor (see the README's executor note).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.task import Future
+from sensor_msgs.msg import Image
+from spotvlm_msgs.action import Ask
+from spotvlm_msgs.msg import EdgeAnswer, FusedContext
+from std_msgs.msg import String
+
+from spotvlm_ros.core.focus import FocusConfig, plan_focus_from_config, scale_regions
+from spotvlm_ros.models.base import EdgeBackend, ModelLoadError
+from spotvlm_ros.models.factory import KINDS, make_backend
+from spotvlm_ros.nodes import convert
+from spotvlm_ros.nodes.diagnostics import (
+    DiagnosticsPublisher, RollingStats, make_status, threshold_level, worst)
+from spotvlm_ros.nodes.images import ImageError, image_to_rgb
+from spotvlm_ros.nodes.params import declare, declare_config, require
+from spotvlm_ros.nodes.qos import ANSWER_QOS, FUSED_CONTEXT_QOS, image_qos
+from spotvlm_ros.nodes.runner import run_node
+
+# strategy -> (history turns, focus crops)
+STRATEGIES = {
+    'context_transfer': (True, True),
+    'replacement_only': (True, False),
+    'focus_only': (False, True),
+    'edge_only': (False, False),
+}
+TINY_MODEL = 'tiny'  # model.path value: the project's offline tiny checkpoint, built on demand
+
+
+@dataclass
+class Job:
+    """One answer to produce: a frame, the question, and where the answer goes."""
+
+    frame: np.ndarray
+    header: object
+    query: str
+    use_context: bool = True
+    on_text: Optional[Callable[[str], None]] = None
+    done: Optional[Callable[[EdgeAnswer], None]] = None
+    dropped_before: int = 0
+    received: float = field(default_factory=time.monotonic)
+
+
+class EdgeNode(LifecycleNode):
+    """Answers every frame it can, latest first, and the Ask action's ad-hoc questions."""
+
+    def __init__(self, **kwargs):
+        super().__init__('edge_node', **kwargs)
+        self.query = declare(self, 'query', 'What should the ego vehicle do now?',
+                             'standing question asked about every frame')
+        self.strategy = declare(self, 'strategy', 'context_transfer',
+                                f'one of {", ".join(STRATEGIES)}')
+        self.model_kind = declare(self, 'model.kind', 'transformers', f'one of {KINDS}')
+        self.model_path = declare(self, 'model.path', TINY_MODEL,
+                                  "local checkpoint folder or hub id; 'tiny' builds the offline one")
+        self.model_device = declare(self, 'model.device', 'auto', "'auto', 'cpu', 'cuda', 'cuda:N'")
+        self.model_dtype = declare(self, 'model.dtype', 'auto', "'auto', 'float32', 'float16', 'bfloat16'")
+        self.max_new_tokens = declare(self, 'model.max_new_tokens', 24)
+        self.system_prompt = declare(self, 'model.system_prompt', '', 'empty: the backend default')
+        self.focus_config = declare_config(self, 'focus', FocusConfig)
+        self.auto_activate = declare(self, 'auto_activate', True,
+                                     'configure and activate at start')
+        self.infer_warn_s = declare(self, 'diagnostics.inference_warn_s', 2.0)
+        self.infer_error_s = declare(self, 'diagnostics.inference_error_s', 10.0)
+        self.drop_warn = declare(self, 'diagnostics.drop_ratio_warn', 0.9,
+                                 'dropped/received frames above which the node warns')
+        reliable = declare(self, 'image_reliable', False, 'subscribe to images as reliable')
+        require(self.strategy in STRATEGIES, 'strategy',
+                f"'{self.strategy}' is not one of {', '.join(STRATEGIES)}")
+        require(self.model_kind in KINDS, 'model.kind', f"'{self.model_kind}' is not one of {KINDS}")
+        require(self.max_new_tokens >= 1, 'model.max_new_tokens', 'must be >= 1')
+        self.use_history, self.use_focus = STRATEGIES[self.strategy]
+
+        self.backend: Optional[EdgeBackend] = None
+        self._active = False
+        self._cond = threading.Condition()
+        self._pending: Optional[Job] = None  # the latest frame's job; a newer one replaces it
+        self._asks: list[Job] = []
+        self._context: Optional[FusedContext] = None
+        self._latest: Optional[tuple] = None  # (header, frame) for Ask
+        self._stop = False
+        self._worker: Optional[threading.Thread] = None
+        self.inference = RollingStats()
+        self.counts = {'received': 0, 'answered': 0, 'dropped': 0, 'bad_frames': 0, 'asks': 0}
+        self._dropped_since_answer = 0
+        self._answers = None
+        self._group = ReentrantCallbackGroup()
+        self.create_subscription(Image, 'image', self._on_image, image_qos(reliable),
+                                 callback_group=self._group)
+        self.create_subscription(FusedContext, 'fused_context', self._on_context,
+                                 FUSED_CONTEXT_QOS, callback_group=self._group)
+        self.create_subscription(String, 'query', self._on_query, 10, callback_group=self._group)
+        self._ask_server = ActionServer(
+            self, Ask, 'ask', self._execute_ask, goal_callback=self._accept_ask,
+            cancel_callback=lambda _: CancelResponse.REJECT, callback_group=self._group)
+        self._wake = self.create_guard_condition(lambda: None, callback_group=self._group)
+        self._diag = DiagnosticsPublisher(self, 1.0, self._status)
+
+    # lifecycle ------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        model = str(self._resolve_model())
+        self.get_logger().info(f'loading {self.model_kind} model {model} '
+                               f'(device {self.model_device}, dtype {self.model_dtype})')
+        try:
+            self.backend = make_backend(self.model_kind, **self._backend_params(model))
+        except (ModelLoadError, ValueError, OSError) as err:
+            self.get_logger().error(f'model did not load: {err}')
+            return TransitionCallbackReturn.FAILURE
+        self._answers = self.create_publisher(EdgeAnswer, 'answer', ANSWER_QOS)
+        self._stop = False
+        self._worker = threading.Thread(target=self._work, name='edge-inference', daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"model loaded; strategy '{self.strategy}', query '{self.query}'")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self._active = True
+        self.get_logger().info('active: answering frames')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        """Stop the worker and release the model; safe to call twice."""
+        self._active = False
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
+            self._worker = None
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+    # inputs ---------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        try:
+            frame = image_to_rgb(msg)
+        except ImageError as err:
+            self.counts['bad_frames'] += 1
+            self.get_logger().warning(f'skipping frame: {err}', throttle_duration_sec=5.0)
+            return
+        self.counts['received'] += 1
+        with self._cond:
+            self._latest = (msg.header, frame)
+            if not self._active:
+                return
+            if self._pending is not None:  # no backlog: the newer frame wins
+                self.counts['dropped'] += 1
+                self._dropped_since_answer += 1
+            self._pending = Job(frame, msg.header, self.query)
+            self._cond.notify()
+
+    def _on_context(self, msg: FusedContext) -> None:
+        self._context = msg
+
+    def _on_query(self, msg: String) -> None:
+        if msg.data.strip():
+            self.query = msg.data.strip()
+            self.get_logger().info(f"standing query is now '{self.query}'")
+
+    # Ask action -----------------------------------------------------------------------
+    def _accept_ask(self, goal) -> GoalResponse:
+        if not self._active or self._latest is None or not goal.question.strip():
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    async def _execute_ask(self, goal_handle):
+        """Queue the question for the worker and wait for it without blocking the executor."""
+        finished: Future = Future()
+        header, frame = self._latest
+
+        def done(answer: EdgeAnswer) -> None:
+            finished.set_result(answer)
+            self._wake.trigger()  # wake the executor so this coroutine resumes at once
+
+        job = Job(frame, header, goal_handle.request.question, not goal_handle.request.no_context,
+                  on_text=lambda text: goal_handle.publish_feedback(Ask.Feedback(partial_text=text)),
+                  done=done)
+        with self._cond:
+            self._asks.append(job)
+            self._cond.notify()
+        self.counts['asks'] += 1
+        answer = await finished
+        if answer.answer == '' and answer.model == '':
+            goal_handle.abort()
+        else:
+            goal_handle.succeed()
+        return Ask.Result(answer=answer)
+
+    # worker ---------------------------------------------------------------------------
+    def _next_job(self) -> Optional[Job]:
+        with self._cond:
+            while not self._stop and not self._asks and self._pending is None:
+                self._cond.wait()
+            if self._stop:
+                return None
+            if self._asks:
+                return self._asks.pop(0)
+            job, self._pending = self._pending, None
+            job.dropped_before, self._dropped_since_answer = self._dropped_since_answer, 0
+            return job
+
+    def _work(self) -> None:
+        while (job := self._next_job()) is not None:
+            try:
+                answer = self.answer(job)
+            except Exception as err:  # noqa: BLE001 - one bad frame must not stop answering
+                self.get_logger().error(f'inference failed: {type(err).__name__}: {err}')
+                answer = EdgeAnswer(header=job.header, query=job.query)
+            if job.done is not None:
+                job.done(answer)
+            elif answer.model:
+                self._answers.publish(answer)
+        self._fail_pending_asks()
+
+    def _fail_pending_asks(self) -> None:
+        with self._cond:
+            asks, self._asks = self._asks, []
+        for job in asks:
+            job.done(EdgeAnswer(header=job.header, query=job.query))
+
+    def answer(self, job: Job) -> EdgeAnswer:
+        """Run the model on one job and build its EdgeAnswer."""
+        stamp = convert.to_sec(job.header.stamp)
+        context = self._context if job.use_context else None
+        history = self._history(context, stamp) if self.use_history else []
+        regions = self._regions(context, job.frame) if self.use_focus else []
+        focus = plan_focus_from_config(job.frame, regions, self.focus_config) if regions else None
+        result = self.backend.answer(job.frame, job.query, history, focus,
+                                     self.system_prompt or None, job.on_text)
+        self.inference.add(result.timings.total_s)
+        self.counts['answered'] += 1
+        newest = max((t.source_stamp for t in history), default=None)
+        if newest is None and regions and context is not None:
+            newest = convert.to_sec(context.newest_source_stamp)
+        msg = EdgeAnswer(
+            header=job.header, query=job.query, answer=result.text, model=self.backend.name,
+            strategy=self.strategy, inference_time_s=result.timings.total_s,
+            has_context=context is not None and context.has_context,
+            context_age_s=-1.0 if newest is None else stamp - newest,
+            used_context=bool(history), used_focus=focus is not None and bool(focus.crops),
+            focus_regions=convert.regions_to_msgs(c.region for c in focus.crops) if focus else [],
+            visual_tokens=result.visual_tokens, prompt_tokens=result.prompt_tokens,
+            new_tokens=result.new_tokens, frames_dropped=job.dropped_before)
+        msg.latency_s = convert.to_sec(self.get_clock().now().to_msg()) - stamp
+        return msg
+
+    def _history(self, context: Optional[FusedContext], stamp: float) -> list:
+        """The context's turns aged for this frame; none about a later frame."""
+        if context is None:
+            return []
+        turns = [convert.turn_from_msg(t, stamp) for t in context.turns]
+        return [t for t in turns if t.age_s >= 0]
+
+    def _regions(self, context: Optional[FusedContext], frame: np.ndarray) -> list:
+        """The context's focus regions in this frame's pixels."""
+        if context is None or not context.focus_regions or context.newest_age_s < 0:
+            return []
+        regions = [convert.region_from_msg(r) for r in context.focus_regions]
+        size = (frame.shape[1], frame.shape[0])
+        src = (context.image_width, context.image_height)
+        return scale_regions(regions, src, size) if src != size and all(src) else regions
+
+    # misc -----------------------------------------------------------------------------
+    def _resolve_model(self):
+        if self.model_path != TINY_MODEL:
+            return self.model_path
+        from spotvlm_ros.models.tiny import tiny_checkpoint
+
+        return tiny_checkpoint()
+
+    def _backend_params(self, model: str) -> dict:
+        params = {'model': model, 'device': self.model_device, 'dtype': self.model_dtype,
+                  'max_new_tokens': self.max_new_tokens}
+        if self.model_kind == 'transformers':
+            params['name'] = self.model_path
+        return params
+
+    def _status(self):
+        loaded = self.backend is not None
+        p50, p95 = self.inference.percentile(50), self.inference.percentile(95)
+        received = max(1, self.counts['received'])
+        drop_ratio = self.counts['dropped'] / received
+        level = worst(threshold_level(p95, self.infer_warn_s, self.infer_error_s),
+                      threshold_level(drop_ratio, self.drop_warn, 2.0))
+        context = self._context
+        age = context.newest_age_s if context is not None and context.newest_age_s >= 0 else None
+        if not loaded:
+            level, message = DiagnosticStatus.ERROR, 'model not loaded'
+        else:
+            message = f'answering, inference p50 {p50 or 0:.3f} s'
+        return make_status(self, level, message, {
+            'model_loaded': loaded, 'model': self.model_path, 'strategy': self.strategy,
+            'inference_p50_s': p50, 'inference_p95_s': p95, 'drop_ratio': drop_ratio,
+            'context_age_s': age, **self.counts})
+
+
+def _auto_activate(node: EdgeNode) -> None:
+    if not node.auto_activate:
+        return
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        raise SystemExit(1)
+    node.trigger_activate()
+
+
+def main(argv=None) -> int:
+    return run_node(EdgeNode, argv, after_start=_auto_activate)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Where frames come from: an image folder, a video file or camera, or a bag.
+
+Each source yields Frame records in order; the image_source node paces and publishes them.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numpy as np
+
+from spotvlm_ros.nodes.images import ImageError, image_to_rgb
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
+
+
+@dataclass
+class Frame:
+    """One frame (or, from a bag, another topic's raw message) with its recorded time."""
+
+    time_s: Optional[float]  # recorded time; None: pace by the source's rate
+    rgb: Optional[np.ndarray] = None  # HxWx3 uint8, for camera frames
+    topic: str = ''  # for pass-through bag messages
+    msgtype: str = ''
+    raw: bytes = b''  # CDR bytes of a pass-through message
+    error: str = ''  # why this camera frame could not be decoded (it is skipped)
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or read; says which and why."""
+
+
+def folder_frames(path: str) -> Iterator[Frame]:
+    """Every image in a folder, sorted by name."""
+    import cv2
+
+    files = sorted(p for p in pathlib.Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise SourceError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {path}')
+    for file in files:
+        bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SourceError(f'cannot read image {file}')
+        yield Frame(None, bgr[:, :, ::-1].copy())
+
+
+def capture_frames(uri: str) -> Iterator[Frame]:
+    """Frames of a video file, stream URL or camera index ('0') through OpenCV."""
+    import cv2
+
+    cap = cv2.VideoCapture(int(uri) if uri.isdigit() else uri)
+    if not cap.isOpened():
+        raise SourceError(f'cannot open video source {uri}')
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                return
+            yield Frame(None, bgr[:, :, ::-1].copy())
+    finally:
+        cap.release()
+
+
+def bag_frames(path: str, image_topic: str, passthrough: bool) -> Iterator[Frame]:
+    """Images of one topic in a ROS 2 bag (and, if asked, every other message as raw bytes)."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    bag = pathlib.Path(path)
+    typestore = get_typestore(Stores.ROS2_JAZZY)
+    try:
+        reader = AnyReader([bag], default_typestore=typestore)
+        reader.open()
+    except Exception as err:  # rosbags raises several unrelated types for a broken bag
+        raise SourceError(f'cannot open bag {bag}: {type(err).__name__}: {err}') from None
+    try:
+        images = [c for c in reader.connections if c.topic == image_topic]
+        if not images:
+            topics = ', '.join(sorted({c.topic for c in reader.connections}))
+            raise SourceError(f'bag {bag} has no topic {image_topic} (topics: {topics})')
+        wanted = reader.connections if passthrough else images
+        for conn, timestamp, raw in reader.messages(connections=wanted):
+            if conn.topic == image_topic:
+                try:
+                    rgb = _bag_image_rgb(reader.deserialize(raw, conn.msgtype), conn.msgtype)
+                except (ImageError, ValueError) as err:
+                    yield Frame(timestamp * 1e-9, error=str(err))
+                    continue
+                yield Frame(timestamp * 1e-9, rgb)
+            else:
+                yield Frame(timestamp * 1e-9, topic=conn.topic, msgtype=conn.msgtype,
+                            raw=bytes(raw))
+    finally:
+        reader.close()
+
+
+def _bag_image_rgb(msg, msgtype: str) -> np.ndarray:
+    """RGB pixels of a bag's Image or CompressedImage message."""
+    if not msgtype.endswith('CompressedImage'):
+        return image_to_rgb(msg)  # rosbags' Image has the same fields as rclpy's
+    import cv2
+
+    bgr = cv2.imdecode(np.asarray(msg.data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError('undecodable CompressedImage')
+    return bgr[:, :, ::-1].copy()

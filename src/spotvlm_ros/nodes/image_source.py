@@ -1,0 +1,158 @@
+"""image_source: publishes camera frames from a folder, a video or camera, or a bag."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Iterator
+
+import rclpy
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+
+from spotvlm_ros.nodes import convert
+from spotvlm_ros.nodes.echo import message_class
+from spotvlm_ros.nodes.frame_sources import (
+    Frame, SourceError, bag_frames, capture_frames, folder_frames)
+from spotvlm_ros.nodes.images import rgb_to_image
+from spotvlm_ros.nodes.params import declare, require
+from spotvlm_ros.nodes.qos import image_qos
+from spotvlm_ros.nodes.runner import run_node
+
+KINDS = ('folder', 'video', 'camera', 'bag')
+
+
+class ImageSource(Node):
+    """Paces frames in real time (recorded timing for bags) on a thread of its own."""
+
+    def __init__(self, **kwargs):
+        super().__init__('image_source', **kwargs)
+        self.kind = declare(self, 'source.kind', 'bag', f'one of {", ".join(KINDS)}')
+        self.path = declare(self, 'source.path', '', 'folder, video file, camera index/URL, or bag')
+        self.image_topic = declare(self, 'source.image_topic', '/camera/image_raw',
+                                   'image topic inside the bag')
+        self.rate_hz = declare(self, 'rate_hz', 10.0, 'frame rate for folder/video/camera')
+        self.rate_factor = declare(self, 'rate_factor', 1.0, 'bag playback speed')
+        self.loop = declare(self, 'loop', False, 'start again at the end')
+        self.frame_id = declare(self, 'frame_id', 'camera', 'header.frame_id of published images')
+        self.restamp = declare(self, 'restamp', True,
+                               'stamp frames with the publish time (false: recorded time)')
+        self.passthrough = declare(self, 'passthrough', True,
+                                   "republish the bag's other topics (ground truth) unchanged")
+        self.compressed = declare(self, 'publish_compressed', False,
+                                  'also publish image/compressed (JPEG)')
+        reliable = declare(self, 'image_reliable', False, 'publish images as reliable')
+        self.wait_subscribers = declare(self, 'wait_for_subscribers', 0,
+                                        'hold the first frame until this many subscribers match')
+        self.wait_timeout_s = declare(self, 'wait_timeout_s', 30.0)
+        require(self.kind in KINDS, 'source.kind', f"'{self.kind}' is not one of {', '.join(KINDS)}")
+        require(bool(self.path), 'source.path', 'must name the source')
+        require(self.rate_hz > 0, 'rate_hz', 'must be > 0')
+        require(self.rate_factor > 0, 'rate_factor', 'must be > 0')
+
+        self._pub = self.create_publisher(Image, 'image', image_qos(reliable))
+        self._pub_compressed = (self.create_publisher(CompressedImage, 'image/compressed',
+                                                      image_qos(reliable))
+                                if self.compressed else None)
+        self._passthrough_pubs: dict = {}
+        self.published = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._play, name='image-source', daemon=True)
+        self._thread.start()
+
+    def frames(self) -> Iterator[Frame]:
+        """The source's frames, once."""
+        if self.kind == 'folder':
+            return folder_frames(self.path)
+        if self.kind == 'bag':
+            return bag_frames(self.path, self.image_topic, self.passthrough)
+        return capture_frames(self.path)
+
+    def _await_subscribers(self) -> None:
+        deadline = time.monotonic() + self.wait_timeout_s
+        while self._pub.get_subscription_count() < self.wait_subscribers:
+            if time.monotonic() > deadline:
+                self.get_logger().warning(
+                    f'starting with {self._pub.get_subscription_count()} of '
+                    f'{self.wait_subscribers} subscribers after {self.wait_timeout_s:g} s')
+                return
+            if self._stop.wait(0.05):
+                return
+
+    def _play(self) -> None:
+        try:
+            self._await_subscribers()
+            for lap in itertools.count():
+                self._play_once(lap)
+                if not self.loop or self._stop.is_set():
+                    break
+            self.get_logger().info(f'source ended after {self.published} frames')
+        except SourceError as err:
+            self.get_logger().error(str(err))
+        finally:
+            if not self._stop.is_set():
+                rclpy.try_shutdown()  # ends the process: the run supervisor sees the bag end
+
+    def _play_once(self, lap: int) -> None:
+        start_wall = time.monotonic()
+        start_rec = None
+        for index, frame in enumerate(self.frames()):
+            if frame.time_s is None:
+                due = index / self.rate_hz
+            else:
+                start_rec = frame.time_s if start_rec is None else start_rec
+                due = (frame.time_s - start_rec) / self.rate_factor
+            if self._stop.wait(max(0.0, start_wall + due - time.monotonic())):
+                return
+            if frame.topic:
+                self._pass_through(frame)
+            elif frame.error:
+                self.get_logger().warning(f'skipping bag frame: {frame.error}')
+            else:
+                self._publish(frame)
+
+    def _publish(self, frame: Frame) -> None:
+        msg = rgb_to_image(frame.rgb)
+        msg.header.frame_id = self.frame_id
+        if self.restamp or frame.time_s is None:
+            msg.header.stamp = self.get_clock().now().to_msg()
+        else:
+            msg.header.stamp = convert.to_stamp(frame.time_s)
+        self._pub.publish(msg)
+        if self._pub_compressed is not None:
+            self._pub_compressed.publish(self._compress(frame, msg.header))
+        self.published += 1
+
+    def _compress(self, frame: Frame, header) -> CompressedImage:
+        import cv2
+
+        ok, jpeg = cv2.imencode('.jpg', frame.rgb[:, :, ::-1])
+        return CompressedImage(header=header, format='jpeg', data=jpeg.tobytes() if ok else b'')
+
+    def _pass_through(self, frame: Frame) -> None:
+        pub = self._passthrough_pubs.get(frame.topic)
+        if pub is None:
+            try:
+                msg_type = message_class(frame.msgtype)
+            except (ImportError, AttributeError, ValueError):
+                self.get_logger().warning(f'not passing {frame.topic}: unknown type {frame.msgtype}',
+                                          once=True)
+                self._passthrough_pubs[frame.topic] = False
+                return
+            pub = self.create_publisher(msg_type, frame.topic.lstrip('/'), 10)
+            self._passthrough_pubs[frame.topic] = pub
+        if pub:
+            pub.publish(frame.raw)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def main(argv=None) -> int:
+    return run_node(ImageSource, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

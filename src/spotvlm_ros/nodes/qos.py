@@ -1,0 +1,25 @@
+"""The QoS profiles of every topic, in one place (documented in the README)."""
+
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+
+
+def image_qos(reliable: bool = False) -> QoSProfile:
+    """Camera images: sensor data (best effort, keep last 5) unless told reliable."""
+    if not reliable:
+        return qos_profile_sensor_data
+    return QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
+                      reliability=ReliabilityPolicy.RELIABLE)
+
+
+# Cloud contexts: every reply matters, however late; a late-joining fuser gets the last few.
+CLOUD_CONTEXT_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
+                               reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Fused context: only the newest matters; a restarted edge node gets it at once.
+FUSED_CONTEXT_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                               reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Answers: planners must not miss one.
+ANSWER_QOS = QoSProfile(depth=20, history=HistoryPolicy.KEEP_LAST,
+                        reliability=ReliabilityPolicy.RELIABLE)

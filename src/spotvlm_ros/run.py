@@ -1,0 +1,234 @@
+"""`spotvlm run`: starts the nodes as separate processes with one params file, like the launch file.
+
+launch_ros is not installable from the package registries, so this is the bring-up where only
+the ros-jazzy-* wheels exist. It stops every process it started on Ctrl-C or when the bag ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Optional, Sequence
+
+NODES = ('context_fuser', 'cloud_bridge', 'edge_node', 'image_source')
+CONFIG = pathlib.Path(__file__).resolve().parents[2] / 'config' / 'spotvlm.yaml'
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on a loopback port."""
+    with socket.socket() as sock:
+        return sock.connect_ex(('127.0.0.1', port)) == 0
+
+
+def node_command(node: str, params_file: str, namespace: str, overrides: dict) -> list:
+    """The command line of one node process."""
+    cmd = [sys.executable, '-m', f'spotvlm_ros.nodes.{node}', '--ros-args',
+           '--params-file', params_file]
+    if namespace:
+        cmd += ['-r', f'__ns:={namespace}']
+    for key, value in overrides.items():
+        cmd += ['-p', f"{key}:={value if value != '' else repr('')}"]  # YAML '' is empty
+    return cmd
+
+
+def stop_all(procs: dict, timeout_s: float = 10.0) -> dict:
+    """SIGINT every running process, then SIGKILL what is left; exit codes by name."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout_s
+    for proc in procs.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return {name: proc.returncode for name, proc in procs.items()}
+
+
+class AnswerPrinter:
+    """Subscribes to the answers in this process, prints each, and sums them up at the end."""
+
+    def __init__(self, namespace: str, quiet: bool):
+        import rclpy
+        from spotvlm_msgs.msg import EdgeAnswer
+
+        from spotvlm_ros.nodes.qos import ANSWER_QOS
+
+        rclpy.init(args=[])
+        self.rclpy = rclpy
+        self.node = rclpy.create_node('spotvlm_run')
+        self.topic = f'{namespace.rstrip("/")}/answer' if namespace else 'answer'
+        self.answers: list = []
+        self.quiet = quiet
+        self.node.create_subscription(EdgeAnswer, self.topic, self._on_answer, ANSWER_QOS)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.rclpy.spin(self.node)
+        except ExternalShutdownException:
+            pass
+
+    def _on_answer(self, msg) -> None:
+        self.answers.append(msg)
+        if self.quiet:
+            return
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        age = f'{msg.context_age_s:5.2f} s' if msg.context_age_s >= 0 else ' none '
+        print(f'[answer] frame {stamp:.3f} latency {msg.latency_s * 1e3:6.0f} ms '
+              f'context age {age} | {msg.answer!r}', flush=True)
+
+    def edge_ready(self) -> bool:
+        return self.node.count_publishers(self.topic) > 0
+
+    def summary(self) -> str:
+        import numpy as np
+
+        if not self.answers:
+            return 'no answers'
+        lat = np.array([a.latency_s for a in self.answers]) * 1e3
+        ages = [a.context_age_s for a in self.answers if a.context_age_s >= 0]
+        dropped = sum(a.frames_dropped for a in self.answers)
+        with_ctx = sum(a.used_context or a.used_focus for a in self.answers)
+        age_text = (f'context age median {np.median(ages):.2f} s' if ages else 'no context')
+        return (f'{len(self.answers)} answers, {dropped} frames dropped (latest-frame policy); '
+                f'latency p50 {np.percentile(lat, 50):.0f} ms p95 {np.percentile(lat, 95):.0f} ms; '
+                f'{with_ctx} used cloud context; {age_text}')
+
+    def close(self) -> None:
+        self.rclpy.try_shutdown()
+        self._thread.join(5)
+        self.node.destroy_node()
+
+
+def _arguments(argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='spotvlm run', description=__doc__.splitlines()[0])
+    parser.add_argument('--params-file', default=str(CONFIG))
+    parser.add_argument('--bag', help='bag to replay (sets source.path)')
+    parser.add_argument('--namespace', default='', help="e.g. 'front' for /front/image ...")
+    parser.add_argument('--no-cloud', action='store_true', help='edge only: no bridge, no server')
+    parser.add_argument('--cloud-url', help='an external OpenAI-compatible endpoint (no local server)')
+    parser.add_argument('--cloud-model', default='tiny', help="local server's checkpoint; 'tiny' = offline")
+    parser.add_argument('--trace', default='lognormal', help='latency trace of the local server')
+    parser.add_argument('--trace-param', action='append', default=[], metavar='KEY=VALUE')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--duration', type=float, default=0.0, help='stop after this many seconds')
+    parser.add_argument('--grace', type=float, default=3.0, help='seconds to wait for last answers')
+    parser.add_argument('-p', '--param', action='append', default=[], metavar='NODE:NAME=VALUE',
+                        help="a parameter override, e.g. 'edge_node:strategy=edge_only'")
+    parser.add_argument('--quiet', action='store_true', help='print only the summary')
+    return parser.parse_args(argv)
+
+
+def _overrides(args, port: Optional[int]) -> dict:
+    overrides = {node: {} for node in NODES}
+    if args.bag:
+        overrides['image_source']['source.path'] = os.path.abspath(args.bag)
+    # Every consumer must see the first frame: the bag starts once they all match.
+    overrides['image_source']['wait_for_subscribers'] = 2 if args.no_cloud else 3
+    if args.cloud_url:
+        overrides['cloud_bridge']['cloud.base_url'] = args.cloud_url
+    elif port is not None:
+        overrides['cloud_bridge']['cloud.base_url'] = f'http://127.0.0.1:{port}/v1'
+        overrides['cloud_bridge']['cloud.model'] = args.cloud_model
+        overrides['cloud_bridge']['cloud.api_key_env'] = ''
+    for item in args.param:
+        node, _, assignment = item.partition(':')
+        name, _, value = assignment.partition('=')
+        if node not in overrides or not name:
+            raise SystemExit(f"spotvlm run: bad --param '{item}' (NODE:NAME=VALUE, NODE in {NODES})")
+        overrides[node][name] = value
+    return overrides
+
+
+def _cloud_server(args, port: int) -> subprocess.Popen:
+    model = args.cloud_model
+    if model == 'tiny':
+        from spotvlm_ros.models.tiny import tiny_checkpoint
+
+        model = str(tiny_checkpoint())
+    cmd = [sys.executable, '-m', 'spotvlm_ros.cloud.server', '--model', model,
+           '--served-model-name', args.cloud_model, '--port', str(port), '--seed', str(args.seed),
+           '--log-level', 'WARNING']
+    if args.trace:
+        cmd += ['--trace', args.trace]
+    for param in args.trace_param:
+        cmd += ['--trace-param', param]
+    return subprocess.Popen(cmd)
+
+
+def _wait_for(condition, timeout_s: float, procs: dict) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if any(p.poll() is not None for p in procs.values()):
+            return False
+        time.sleep(0.2)
+    return False
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _arguments(argv)
+    cloud = not args.no_cloud
+    port = free_port() if cloud and not args.cloud_url else None
+    overrides = _overrides(args, port)
+    procs: dict = {}
+    printer = AnswerPrinter(args.namespace, args.quiet)
+    interrupted = False
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        if port is not None:
+            procs['cloud_server'] = _cloud_server(args, port)
+        for node in NODES[:-1]:
+            if node == 'cloud_bridge' and not cloud:
+                continue
+            procs[node] = subprocess.Popen(
+                node_command(node, args.params_file, args.namespace, overrides[node]))
+        if not _wait_for(printer.edge_ready, 300, procs):
+            print('spotvlm run: the edge node never became ready', file=sys.stderr)
+            return 1
+        if port is not None and not _wait_for(lambda: port_open(port), 300, procs):
+            print('spotvlm run: the local cloud server never became ready', file=sys.stderr)
+            return 1
+        procs['image_source'] = subprocess.Popen(node_command(
+            'image_source', args.params_file, args.namespace, overrides['image_source']))
+        start = time.monotonic()
+        while procs['image_source'].poll() is None:
+            if args.duration and time.monotonic() - start >= args.duration:
+                break
+            failed = [n for n, p in procs.items() if p.poll() not in (None, 0)]
+            if failed:
+                print(f'spotvlm run: {", ".join(failed)} exited with an error', file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        time.sleep(args.grace)  # answers for the last frames are still on their way
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        codes = stop_all(procs)
+        signal.signal(signal.SIGTERM, previous)
+        print(f'[summary] {printer.summary()}', flush=True)
+        printer.close()
+        bad = {n: c for n, c in codes.items() if c not in (0, -signal.SIGINT, 130)}
+        if bad:
+            print(f'spotvlm run: processes ended badly: {bad}', file=sys.stderr)
+    return 130 if interrupted else 0
