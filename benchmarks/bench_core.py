@@ -1,0 +1,176 @@
+"""Per-frame cost of the core method: context update, focus plan, optical flow, keyframe check.
+
+Run: python benchmarks/bench_core.py [--repeat N]. Prints median and p95 in milliseconds.
+Target: context update and focus plan (20 regions, 640x480, flow aside) under 1 ms median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import spotvlm_ros  # noqa: F401
+except ImportError:  # run from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
+
+from spotvlm_ros.core.context import ContextConfig, ContextStore  # noqa: E402
+from spotvlm_ros.core.focus import (  # noqa: E402
+    FocusConfig, focus_regions, plan_focus_from_config, propagate_regions)
+from spotvlm_ros.core.keyframes import KeyframeConfig, KeyframePolicy  # noqa: E402
+from spotvlm_ros.core.types import CloudAnswer, Region  # noqa: E402
+
+CLOUD_TEXT = ('There is a red car stopped at the intersection about 12 m ahead, and a cyclist '
+              'waiting on the right curb. The traffic light facing us is red. A pedestrian is '
+              'crossing from the left on the zebra crossing. The road is wet. Overall the scene '
+              'is calm and I hope this helps; let me know if you need anything else. '
+              '```json\n[{"bbox_2d": [410, 300, 620, 460], "label": "car"}]\n```')
+N_REGIONS = 20
+
+
+def measure(fn, repeat: int, warmup: int = 20) -> tuple:
+    """Median and p95 of `fn()` wall time, and median process CPU time, in ms.
+
+    CPU time leaves out time spent waiting for a core, so it stays honest on a busy machine.
+    """
+    for _ in range(warmup):
+        fn()
+    wall = np.empty(repeat)
+    cpu = np.empty(repeat)
+    for i in range(repeat):
+        start, start_cpu = time.perf_counter_ns(), time.process_time_ns()
+        fn()
+        cpu[i] = (time.process_time_ns() - start_cpu) / 1e6
+        wall[i] = (time.perf_counter_ns() - start) / 1e6
+    return float(np.median(wall)), float(np.percentile(wall, 95)), float(np.median(cpu))
+
+
+def textured_frame(width: int, height: int, seed: int) -> np.ndarray:
+    """Noise blurred at several scales: corners everywhere and structure at every pyramid
+    level, a busy scene for tracking."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    frame = np.zeros((height, width, 3), np.float32)
+    for sigma in (2.0, 6.0, 16.0):
+        layer = cv2.GaussianBlur(rng.standard_normal((height, width, 3)).astype(np.float32),
+                                 (0, 0), sigma)
+        frame += layer / (layer.std() + 1e-6)
+    frame = (frame - frame.min()) / (frame.max() - frame.min() + 1e-6) * 255
+    return frame.astype(np.uint8)
+
+
+def moved(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    import cv2
+
+    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(frame, matrix, (frame.shape[1], frame.shape[0]),
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def random_regions(width: int, height: int, n: int, seed: int) -> list:
+    """`n` boxes of 5-25 % of the frame side, scores spread, in a (width, height) image."""
+    rng = np.random.default_rng(seed)
+    regions = []
+    for i in range(n):
+        w, h = rng.uniform(0.05, 0.25) * width, rng.uniform(0.05, 0.25) * height
+        x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
+        regions.append(Region(f'object{i}', x, y, x + w, y + h, float(rng.uniform(0.2, 1.0))))
+    return regions
+
+
+def context_rows(repeat: int) -> list:
+    """A store holding 10 s of history; cost of reading turns and of taking in an answer."""
+    store = ContextStore(ContextConfig(own_history=True, max_turns=3, max_age_s=10.0))
+    for k in range(40):  # 10 s of 4 Hz keyframes, plus edge answers at 10 Hz
+        store.add_cloud(CloudAnswer(k * 0.25, k, 'what is ahead?', CLOUD_TEXT))
+    for k in range(100):
+        store.add_edge(k * 0.1, 'what is ahead?', 'a car ahead')
+    seq = iter(range(1000, 10**9))
+
+    def add(text=CLOUD_TEXT):
+        n = next(seq)  # a new keyframe each time, so nothing is a duplicate
+        store.add_cloud(CloudAnswer(10.0 + n * 1e-6, n, 'what is ahead?', text))
+
+    def add_and_read():
+        add()
+        store.turns_for(10.5)
+
+    huge = 'A truck is braking ahead. ' * 40_000
+    return [
+        ('context: turns_for, 3 of 140 entries', measure(lambda: store.turns_for(9.95), repeat)),
+        ('context: add_cloud, 450-char answer', measure(add, repeat)),
+        ('context update: add_cloud + turns_for', measure(add_and_read, repeat)),
+        ('context: add_cloud, 1 MB answer', measure(lambda: add(huge), max(repeat // 10, 20), 3)),
+    ]
+
+
+def focus_rows(repeat: int) -> list:
+    """20 cloud regions onto a 640x480 frame, widened (no flow), then planned."""
+    frame = textured_frame(640, 480, 0)
+    cloud_regions = random_regions(1280, 960, N_REGIONS, 1)
+    config = FocusConfig(token_budget=256, max_regions=N_REGIONS, use_flow=False)
+
+    def mapped():
+        return focus_regions(cloud_regions, (1280, 960), (640, 480), 2.4, config)
+
+    regions = mapped()
+    return [
+        (f'focus: focus_regions, {N_REGIONS} regions', measure(mapped, repeat)),
+        ('focus: plan_focus, 640x480, 256 tok', measure(
+            lambda: plan_focus_from_config(frame, regions, config), repeat)),
+        ('focus plan: regions + plan', measure(
+            lambda: plan_focus_from_config(frame, mapped(), config), repeat)),
+    ]
+
+
+def flow_rows(repeat: int) -> list:
+    """Sparse optical flow from keyframe to current frame, 20 regions."""
+    rows = []
+    for width, height in ((640, 480), (320, 240)):
+        key = textured_frame(width, height, 2)
+        cur = moved(key, 6.0, -3.0)
+        regions = random_regions(width, height, N_REGIONS, 3)
+        rows.append((f'optical flow: {width}x{height}, {N_REGIONS} regions', measure(
+            lambda: propagate_regions(regions, key, cur), max(repeat // 5, 30), 5)))
+    return rows
+
+
+def keyframe_rows(repeat: int) -> list:
+    """Keyframe decision on a 640x480 frame (scene-change score included)."""
+    frame = textured_frame(640, 480, 4)
+    # Never sends, so every call scores the change against the same keyframe.
+    policy = KeyframePolicy(KeyframeConfig(min_interval_s=0.0, max_interval_s=1e9,
+                                           change_threshold=1.0))
+    policy.should_send(0.0, frame, 0)
+    return [('keyframe: should_send, 640x480', measure(
+        lambda: policy.should_send(1.0, frame, 0), repeat))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--repeat', type=int, default=500, help='timed runs per row')
+    args = parser.parse_args()
+    import cv2
+
+    print(f'python {platform.python_version()}, numpy {np.__version__}, '
+          f'opencv {cv2.__version__} ({cv2.getNumThreads()} threads), '
+          f'{os.cpu_count()} cpus, {platform.machine()}')
+    rows = (context_rows(args.repeat) + focus_rows(args.repeat) + flow_rows(args.repeat)
+            + keyframe_rows(args.repeat))
+    width = max(len(name) for name, _ in rows)
+    print(f'load average {os.getloadavg()[0]:.1f} over the last minute')
+    print(f'{"step":<{width}}  {"median ms":>9}  {"p95 ms":>8}  {"cpu median ms":>13}')
+    for name, (median, p95, cpu) in rows:
+        print(f'{name:<{width}}  {median:>9.3f}  {p95:>8.3f}  {cpu:>13.3f}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Context replacement: late cloud answers become the edge model's history turns."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+from spotvlm_ros.core._checks import non_negative, positive, positive_int, require
+from spotvlm_ros.core.compression import (
+    DEFAULT_MAX_CHARS, TokenCounter, compress_answer, sanitize_cloud_text, word_count)
+from spotvlm_ros.core.types import SOURCE_CLOUD, CloudAnswer, HistoryTurn
+
+SOURCE_EDGE = 'edge'
+
+
+@dataclass(frozen=True)
+class ContextConfig:
+    """How much history the edge model sees, and how old it may be."""
+
+    max_age_s: float = 10.0  # a context older than this (at the answered frame) is dropped
+    max_turns: int = 3  # history turns per prompt; cloud turns are chosen first
+    own_history: bool = False  # also keep the edge model's own answers as history
+    budget_tokens: int = 48  # per answer, counted with the edge model's tokenizer
+    max_answer_chars: int = DEFAULT_MAX_CHARS  # cloud text is cut here before compression
+    match_tolerance_s: float = 0.005  # an edge answer this close to a keyframe is that frame's
+    capacity: int = 64  # entries kept per source; the oldest go first
+
+    def __post_init__(self):
+        positive('max_age_s', self.max_age_s)
+        positive_int('max_turns', self.max_turns)
+        require(isinstance(self.own_history, bool), 'own_history', 'must be a bool')
+        positive_int('budget_tokens', self.budget_tokens)
+        positive_int('max_answer_chars', self.max_answer_chars)
+        non_negative('match_tolerance_s', self.match_tolerance_s)
+        positive_int('capacity', self.capacity)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One stored answer: the frame it is about, when it became known, and its text."""
+
+    stamp: float  # the frame (keyframe) the answer is about
+    available_at: float  # no frame before this may see it (its arrival, in replay)
+    arrival: int  # insertion counter, a tie-breaker that keeps order deterministic
+    query: str
+    answer: str  # already sanitised and compressed
+    source: str
+    cloud: Optional[CloudAnswer] = None
+
+
+class ContextStore:
+    """History of cloud (and optionally edge) answers, ordered by the stamp they are about.
+
+    Thread-safe: a subscription callback may add while the answering thread reads.
+    """
+
+    def __init__(self, config: ContextConfig = ContextConfig(),
+                 count_tokens: TokenCounter = word_count):
+        self.config = config
+        self.count_tokens = count_tokens
+        self._cloud: list = []  # sorted by (stamp, arrival)
+        self._edge: list = []
+        self._arrivals = 0
+        self._lock = threading.RLock()  # re-entrant: counting happens inside and outside
+        self.counts = {'cloud': 0, 'edge': 0, 'duplicate': 0, 'failed': 0, 'invalid': 0,
+                       'disabled': 0, 'evicted': 0}
+
+    def __len__(self) -> int:
+        return len(self._cloud) + len(self._edge)
+
+    def add_cloud(self, answer: CloudAnswer, available_at: Optional[float] = None) -> bool:
+        """Store a cloud answer, however late; False if failed, invalid or a duplicate.
+
+        `available_at` (its arrival, same clock as frame stamps) hides it from earlier frames;
+        replay passes it so no frame sees an answer before it would have arrived.
+        """
+        stamp = answer.keyframe_stamp
+        if answer.status != 'ok':
+            return self._count('failed')
+        if not _is_stamp(stamp) or (available_at is not None and not _is_stamp(available_at)):
+            return self._count('invalid')
+        text = sanitize_cloud_text(answer.text, self.config.max_answer_chars)
+        text = compress_answer(text, self.config.budget_tokens, self.count_tokens)
+        query = sanitize_cloud_text(answer.query, self.config.max_answer_chars)
+        with self._lock:
+            if any(e.query == query for e in _at_stamp(self._cloud, stamp, 0.0)):
+                return self._count('duplicate')
+            self._insert(self._cloud, _Entry(
+                stamp, max(stamp, available_at if available_at is not None else stamp),
+                self._next_arrival(), query, text, SOURCE_CLOUD, answer))
+        return self._count('cloud')
+
+    def add_edge(self, stamp: float, query: str, answer: str,
+                 available_at: Optional[float] = None) -> bool:
+        """Store the edge model's own answer (own-history mode only); False if not kept."""
+        if not self.config.own_history:
+            return self._count('disabled')
+        if not _is_stamp(stamp) or (available_at is not None and not _is_stamp(available_at)):
+            return self._count('invalid')
+        text = compress_answer(sanitize_cloud_text(answer, self.config.max_answer_chars),
+                               self.config.budget_tokens, self.count_tokens)
+        with self._lock:
+            if _at_stamp(self._edge, stamp, 0.0):
+                return self._count('duplicate')
+            self._insert(self._edge, _Entry(
+                stamp, max(stamp, available_at if available_at is not None else stamp),
+                self._next_arrival(), query, text, SOURCE_EDGE))
+        return self._count('edge')
+
+    def turns_for(self, frame_stamp: float, max_turns: Optional[int] = None) -> list:
+        """History turns for the frame at `frame_stamp`, oldest first, each with its age.
+
+        Only answers about frames at or before it, known by then and younger than max_age_s;
+        cloud turns first, then (own history) edge turns for frames no cloud answer covers.
+        """
+        limit = self.config.max_turns if max_turns is None else max_turns
+        if limit <= 0 or not _is_stamp(frame_stamp):
+            return []
+        with self._lock:
+            cloud = self._visible(self._cloud, frame_stamp)
+            edge = self._visible(self._edge, frame_stamp) if self.config.own_history else []
+        covered = [e.stamp for e in cloud if e.answer]  # an empty cloud answer replaces nothing
+        chosen = [e for e in reversed(cloud) if e.answer][:limit]
+        room = limit - len(chosen)
+        if room > 0:
+            uncovered = (e for e in reversed(edge)
+                         if e.answer and not _near(covered, e.stamp,
+                                                   self.config.match_tolerance_s))
+            chosen += [e for _, e in zip(range(room), uncovered)]
+        chosen.sort(key=lambda e: (e.stamp, e.arrival))
+        return [HistoryTurn(e.query, e.answer, e.stamp, frame_stamp - e.stamp, e.source)
+                for e in chosen]
+
+    def newest_cloud(self, frame_stamp: float) -> Optional[CloudAnswer]:
+        """The newest cloud answer the frame at `frame_stamp` may use (for its regions)."""
+        if not _is_stamp(frame_stamp):
+            return None
+        with self._lock:
+            cloud = self._visible(self._cloud, frame_stamp)
+        return cloud[-1].cloud if cloud else None
+
+    def newest_age(self, frame_stamp: float) -> Optional[float]:
+        """Age (s) of the newest cloud context usable at `frame_stamp`; None if there is none."""
+        newest = self.newest_cloud(frame_stamp)
+        return None if newest is None else frame_stamp - newest.keyframe_stamp
+
+    def prune(self, now_stamp: float) -> int:
+        """Forget answers too old for any frame at or after `now_stamp`; how many went."""
+        horizon = now_stamp - self.config.max_age_s
+        with self._lock:
+            before = len(self)
+            self._cloud = [e for e in self._cloud if e.stamp >= horizon]
+            self._edge = [e for e in self._edge if e.stamp >= horizon]
+            return before - len(self)
+
+    def clear(self) -> None:
+        """Forget everything (a new episode or a jump back in time)."""
+        with self._lock:
+            self._cloud, self._edge = [], []
+
+    def _visible(self, entries: list, frame_stamp: float) -> list:
+        """Entries about frames in [frame - max_age, frame], known by `frame_stamp`."""
+        oldest = frame_stamp - self.config.max_age_s
+        lo = bisect.bisect_left(entries, oldest, key=lambda e: e.stamp)
+        hi = bisect.bisect_right(entries, frame_stamp, key=lambda e: e.stamp)
+        return [e for e in entries[lo:hi] if e.available_at <= frame_stamp]
+
+    def _insert(self, entries: list, entry: _Entry) -> None:
+        """Insert by stamp (not by arrival) and keep at most `capacity` of this source."""
+        bisect.insort(entries, entry, key=lambda e: (e.stamp, e.arrival))
+        while len(entries) > self.config.capacity:
+            entries.pop(0)
+            self.counts['evicted'] += 1
+
+    def _next_arrival(self) -> int:
+        self._arrivals += 1
+        return self._arrivals
+
+    def _count(self, what: str) -> bool:
+        """Tally an outcome; True for the ones that stored something."""
+        with self._lock:
+            self.counts[what] += 1
+        return what in ('cloud', 'edge')
+
+
+def _is_stamp(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _at_stamp(entries: list, stamp: float, tolerance: float) -> list:
+    """Entries whose stamp is within `tolerance` of `stamp`."""
+    lo = bisect.bisect_left(entries, stamp - tolerance, key=lambda e: e.stamp)
+    hi = bisect.bisect_right(entries, stamp + tolerance, key=lambda e: e.stamp)
+    return entries[lo:hi]
+
+
+def _near(sorted_stamps: list, stamp: float, tolerance: float) -> bool:
+    """Whether any of `sorted_stamps` lies within `tolerance` of `stamp`."""
+    i = bisect.bisect_left(sorted_stamps, stamp - tolerance)
+    return i < len(sorted_stamps) and sorted_stamps[i] <= stamp + tolerance

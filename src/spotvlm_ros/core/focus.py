@@ -1,0 +1,216 @@
+"""Visual focus: cloud regions carried to the current frame, then a token-budgeted view plan."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from spotvlm_ros.core._checks import (
+    fraction, in_range, non_negative, positive, positive_int, require)
+from spotvlm_ros.core.flow import propagate_regions
+from spotvlm_ros.core.images import resize_image
+from spotvlm_ros.core.regions import (
+    Size, clip_regions, merge_regions, region_rank, scale_regions, widen_margin, widen_regions)
+from spotvlm_ros.core.types import (
+    SOURCE_PROPAGATED, CloudAnswer, FocusCrop, FocusPlan, Region)
+from spotvlm_ros.core.visual_tokens import (
+    QWEN2_5_VL_MAX_PIXELS, QWEN2_5_VL_MIN_PIXELS, VisualTokenCounter)
+
+# The whole mapping lives here; its steps are importable from here too.
+__all__ = [
+    'FocusConfig', 'VisualTokenCounter', 'clip_regions', 'crop_label', 'focus_for_answer',
+    'focus_regions',
+    'merge_regions', 'plan_focus', 'plan_focus_from_config', 'propagate_regions',
+    'scale_regions', 'widen_margin', 'widen_regions']
+
+
+@dataclass(frozen=True)
+class FocusConfig:
+    """How cloud regions are mapped to the current frame and turned into a view plan."""
+
+    token_budget: int = 256  # visual tokens for the global view and all crops together
+    patch_px: int = 28  # pixels per visual token side (Qwen2.5-VL: 14 px patches, 2x2 merge)
+    min_pixels: int = QWEN2_5_VL_MIN_PIXELS  # the model's smallest image, in pixels
+    max_pixels: int = QWEN2_5_VL_MAX_PIXELS  # the model's largest image, in pixels
+    global_share: float = 0.5  # of the budget, for the global view when there are regions
+    max_crops: int = 3
+    crop_pad_frac: float = 0.1  # context around each region, per side, of its size
+    min_zoom: float = 1.25  # a crop must show its region this much sharper than the global view
+    max_upscale: float = 2.0  # a crop may be enlarged up to this much past its own pixels
+    max_regions: int = 20
+    min_box_px: float = 8.0  # boxes narrower or shorter than this are dropped
+    merge_overlap: float = 0.5  # intersection over the smaller box at which boxes merge
+    widen_frac_per_s: float = 0.03  # margin growth per second of age, of the frame's short side
+    widen_max_frac: float = 0.25  # the margin never grows past this share of the short side
+    use_flow: bool = True  # carry regions by optical flow when both images are at hand
+    flow_corners: int = 12  # corners tracked per region
+    flow_max_side: int = 320  # tracking runs on frames shrunk to this long side
+    flow_min_points: int = 4  # a region with fewer good tracks is widened instead
+    flow_max_fb_px: float = 1.0  # forward-backward error above which a track is dropped
+
+    def __post_init__(self):
+        positive_int('token_budget', self.token_budget)
+        positive_int('patch_px', self.patch_px)
+        positive_int('min_pixels', self.min_pixels)
+        positive_int('max_pixels', self.max_pixels)
+        require(self.max_pixels >= self.min_pixels, 'max_pixels', 'must be >= min_pixels')
+        fraction('global_share', self.global_share)
+        positive_int('max_crops', self.max_crops)
+        non_negative('crop_pad_frac', self.crop_pad_frac)
+        non_negative('min_zoom', self.min_zoom)
+        in_range('max_upscale', self.max_upscale, 1.0, 8.0)
+        positive_int('max_regions', self.max_regions)
+        non_negative('min_box_px', self.min_box_px)
+        in_range('merge_overlap', self.merge_overlap, 0.0, 1.0, low_open=True)
+        non_negative('widen_frac_per_s', self.widen_frac_per_s)
+        fraction('widen_max_frac', self.widen_max_frac)
+        require(isinstance(self.use_flow, bool), 'use_flow', 'must be a bool')
+        positive_int('flow_corners', self.flow_corners)
+        positive_int('flow_min_points', self.flow_min_points)
+        positive_int('flow_max_side', self.flow_max_side)
+        positive('flow_max_fb_px', self.flow_max_fb_px)
+
+
+def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_size: Size,
+                  age_s: float, config: FocusConfig = FocusConfig(),
+                  key_image: Optional[np.ndarray] = None,
+                  cur_image: Optional[np.ndarray] = None) -> list:
+    """Cloud regions mapped to the current frame: scaled, carried or widened, clipped, merged.
+
+    `src_size` is the (width, height) the cloud saw (None: already in frame pixels). Ranked
+    by score, at most `max_regions`, all inside the frame.
+    """
+    mapped = scale_regions(regions, src_size, frame_size) if src_size else list(regions)
+    mapped = clip_regions(mapped, frame_size, 0.0)  # tracking needs boxes inside the frame
+    if config.use_flow and key_image is not None and cur_image is not None and mapped:
+        carried = propagate_regions(mapped, key_image, cur_image, config.flow_corners,
+                                    config.flow_min_points, config.flow_max_fb_px,
+                                    config.flow_max_side)
+    else:
+        carried = mapped
+    lost = [r for r in carried if r.source != SOURCE_PROPAGATED]
+    moved = [r for r in carried if r.source == SOURCE_PROPAGATED]
+    moved += widen_regions(lost, age_s, frame_size, config.widen_frac_per_s,
+                           config.widen_max_frac)
+    kept = clip_regions(moved, frame_size, config.min_box_px)
+    return merge_regions(kept, config.merge_overlap)[: config.max_regions]
+
+
+def plan_focus(frame: np.ndarray, regions: Sequence[Region], token_budget: int,
+               patch_px: int = 28, *, global_share: float = 0.5, max_crops: int = 3,
+               crop_pad_frac: float = 0.1, min_zoom: float = 1.25, max_upscale: float = 2.0,
+               counter: Optional[VisualTokenCounter] = None) -> FocusPlan:
+    """A low-resolution global view plus sharper crops of the top regions, within budget.
+
+    `regions` are in the frame's pixels (see focus_regions). Tokens are counted by
+    `counter` (default: Qwen2.5-VL units for `patch_px`); the total never exceeds the budget.
+    """
+    require(isinstance(frame, np.ndarray) and frame.ndim in (2, 3) and frame.size > 0,
+            'frame', 'must be a non-empty HxW or HxWxC array')
+    counter = counter or VisualTokenCounter(patch_px)
+    require(token_budget >= counter.min_tokens, 'token_budget',
+            f'{token_budget} is below one image ({counter.min_tokens} tokens)')
+    height, width = frame.shape[:2]
+    ranked = sorted(clip_regions(regions, (width, height), 1.0), key=region_rank)[:max_crops]
+    share = max(counter.min_tokens, int(token_budget * global_share)) if ranked else token_budget
+    plan = _global_plan(frame, min(share, token_budget), token_budget, counter)
+    global_scale = plan.global_view.shape[1] / width
+    # Only as many crops as the rest of the budget can pay for, best first.
+    ranked = ranked[: (token_budget - plan.visual_tokens) // counter.min_tokens]
+    for rank, region in enumerate(ranked):
+        left = token_budget - plan.visual_tokens
+        crop = _crop_for(frame, region, left // (len(ranked) - rank), counter, crop_pad_frac,
+                         global_scale * min_zoom, max_upscale)
+        if crop is not None:
+            plan.crops.append(crop)
+            plan.visual_tokens += counter(*crop.image.shape[:2])
+    if not plan.crops and share < token_budget:
+        return _global_plan(frame, token_budget, token_budget, counter)  # no crop earned it
+    return plan
+
+
+def plan_focus_from_config(frame: np.ndarray, regions: Sequence[Region],
+                           config: FocusConfig = FocusConfig()) -> FocusPlan:
+    """plan_focus with every knob taken from a FocusConfig."""
+    counter = VisualTokenCounter(config.patch_px, config.min_pixels, config.max_pixels)
+    return plan_focus(frame, regions, config.token_budget, config.patch_px,
+                      global_share=config.global_share, max_crops=config.max_crops,
+                      crop_pad_frac=config.crop_pad_frac, min_zoom=config.min_zoom,
+                      max_upscale=config.max_upscale, counter=counter)
+
+
+def focus_for_answer(answer: Optional[CloudAnswer], frame: np.ndarray, frame_stamp: float,
+                     config: FocusConfig = FocusConfig(),
+                     key_image: Optional[np.ndarray] = None) -> tuple:
+    """Everything per frame: (regions in this frame, focus plan) from the newest cloud answer.
+
+    With no answer (or no regions) the plan is the global view alone. `key_image` is the
+    keyframe the answer is about, if still at hand, for optical flow.
+    """
+    if answer is None or not answer.regions:
+        return [], plan_focus_from_config(frame, [], config)
+    height, width = frame.shape[:2]
+    regions = focus_regions(answer.regions, answer.image_size, (width, height),
+                            frame_stamp - answer.keyframe_stamp, config, key_image, frame)
+    return regions, plan_focus_from_config(frame, regions, config)
+
+
+def crop_label(region: Region, frame_size: Size) -> str:
+    """The region's label and where it sits in the frame, e.g. 'car (top left)'."""
+    width, height = frame_size
+    cx = (region.x1 + region.x2) / 2 / width
+    cy = (region.y1 + region.y2) / 2 / height
+    row = ('top', '', 'bottom')[min(2, int(cy * 3))]
+    col = ('left', '', 'right')[min(2, int(cx * 3))]
+    where = ' '.join(w for w in (row, col) if w) or 'centre'
+    return f'{region.label} ({where})' if region.label else where
+
+
+def _crop_box(region: Region, frame_size: Size, pad_frac: float, min_side: float) -> tuple:
+    """Integer crop box: the region padded, at least `min_side` and not too thin, in frame."""
+    width, height = frame_size
+    pad_x, pad_y = region.width * pad_frac, region.height * pad_frac
+    x1, y1 = region.x1 - pad_x, region.y1 - pad_y
+    x2, y2 = region.x2 + pad_x, region.y2 + pad_y
+    long_side = max(x2 - x1, y2 - y1)
+    x1, x2 = _at_least(x1, x2, max(min_side, long_side / 4), width)
+    y1, y2 = _at_least(y1, y2, max(min_side, long_side / 4), height)
+    return (int(math.floor(x1)), int(math.floor(y1)),
+            int(math.ceil(x2)), int(math.ceil(y2)))
+
+
+def _at_least(lo: float, hi: float, size: float, limit: float) -> tuple:
+    """The span [lo, hi] grown about its centre to `size` (capped by limit), kept in [0, limit]."""
+    size = min(max(hi - lo, size), limit)
+    centre = (lo + hi) / 2
+    lo = min(max(centre - size / 2, 0.0), limit - size)
+    return lo, lo + size
+
+
+def _global_plan(frame: np.ndarray, tokens: int, token_budget: int,
+                 counter: VisualTokenCounter) -> FocusPlan:
+    """A plan holding only the whole frame, resized to cost at most `tokens`."""
+    gh, gw = counter.fit(frame.shape[0], frame.shape[1], tokens)
+    return FocusPlan(global_view=resize_image(frame, gw, gh), visual_tokens=counter(gh, gw),
+                     token_budget=token_budget)
+
+
+def _crop_for(frame: np.ndarray, region: Region, max_tokens: int,
+              counter: VisualTokenCounter, pad_frac: float, min_scale: float,
+              max_upscale: float):
+    """A FocusCrop of the region within `max_tokens`, or None if not sharper than needed."""
+    height, width = frame.shape[:2]
+    x1, y1, x2, y2 = _crop_box(region, (width, height), pad_frac, counter.patch_px)
+    if x2 - x1 < 1 or y2 - y1 < 1:
+        return None
+    size = counter.fit(max(1, round((y2 - y1) * max_upscale)),
+                       max(1, round((x2 - x1) * max_upscale)), max_tokens)
+    if size is None or size[1] / (x2 - x1) < min_scale:
+        return None
+    box = Region(region.label, float(x1), float(y1), float(x2), float(y2), region.score,
+                 region.source)
+    image = resize_image(frame[y1:y2, x1:x2], size[1], size[0])
+    return FocusCrop(image=image, label=crop_label(region, (width, height)), region=box)
