@@ -13,6 +13,7 @@ setup:
 
 demo: setup
 	$(PY) -m spotvlm_ros.cli doctor
+	$(PY) -m spotvlm_ros.cli demo
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

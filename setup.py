@@ -45,6 +45,10 @@ setup(
     entry_points={
         'console_scripts': [
             'spotvlm = spotvlm_ros.cli:main',
+            'image_source = spotvlm_ros.nodes.image_source:main',
+            'edge_node = spotvlm_ros.nodes.edge_node:main',
+            'cloud_bridge = spotvlm_ros.nodes.cloud_bridge:main',
+            'context_fuser = spotvlm_ros.nodes.context_fuser:main',
         ],
     },
 )

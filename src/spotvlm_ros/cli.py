@@ -11,6 +11,7 @@ from typing import Callable, Optional, Sequence
 # so `spotvlm --help` stays fast and a verb's heavy imports (torch, rclpy) stay its own.
 VERBS: dict[str, tuple[str, str]] = {
     'doctor': ('spotvlm_ros.doctor', 'check the install: interfaces, ament index, a message across two processes'),
+    'demo': ('spotvlm_ros.demo', 'the whole pipeline offline on a generated bag, with the local cloud'),
     'run': ('spotvlm_ros.run', 'start the nodes (and the local cloud) as processes, like the launch file'),
     'cloud-server': ('spotvlm_ros.cloud.server', 'serve a local checkpoint as an OpenAI-compatible endpoint'),
     'make-tiny-model': ('spotvlm_ros.models.tiny', 'build a tiny random-weight Qwen2.5-VL checkpoint offline'),

@@ -109,8 +109,6 @@ class ContextFuser(Node):
         if newest is not None:
             age = stamp - newest.keyframe_stamp
             key = self._keyframe_image(newest.keyframe_stamp)
-            if key is not None and key.shape != frame.shape:
-                key = None
             regions = focus_regions(newest.regions, newest.image_size,
                                     (frame.shape[1], frame.shape[0]), age, self.focus_config,
                                     key_image=key, cur_image=frame)

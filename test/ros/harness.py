@@ -1,0 +1,141 @@
+"""Real node processes and a probe node that feeds them frames and collects what they say."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
+from spotvlm_msgs.msg import CloudContext, EdgeAnswer, FusedContext
+
+from spotvlm_ros.bags import moving_box_frames
+from spotvlm_ros.nodes.images import rgb_to_image
+from spotvlm_ros.nodes.qos import (ANSWER_QOS, CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS,
+                                   image_qos)
+from spotvlm_ros.run import free_port, node_command, port_open, stop_all
+
+CONFIG = str(pathlib.Path(__file__).parents[2] / 'config' / 'spotvlm.yaml')
+# Small and fast for the tiny model on two cores.
+EDGE = {'model.path': 'tiny', 'model.device': 'cpu', 'model.max_new_tokens': 4,
+        'focus.token_budget': 64}
+
+
+def start_node(name: str, log_dir: pathlib.Path, **params) -> subprocess.Popen:
+    """One node process with the project's params file and these overrides."""
+    log = open(log_dir / f'{name}-{time.monotonic_ns()}.log', 'w')
+    return subprocess.Popen(node_command(name, CONFIG, '', params), stdout=log,
+                            stderr=subprocess.STDOUT, env=dict(os.environ))
+
+
+def start_cloud_server(log_dir: pathlib.Path, delay_s: float) -> tuple:
+    """The local cloud server on a free port with a constant delay; (process, port)."""
+    from spotvlm_ros.models.tiny import tiny_checkpoint
+
+    port = free_port()
+    log = open(log_dir / f'cloud-server-{port}.log', 'w')
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'spotvlm_ros.cloud.server', '--model', str(tiny_checkpoint()),
+         '--served-model-name', 'tiny', '--port', str(port), '--max-new-tokens', '8',
+         '--trace', 'constant', '--trace-param', f'delay_s={delay_s}'],
+        stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not port_open(port):
+        assert proc.poll() is None and time.monotonic() < deadline, 'cloud server did not start'
+        time.sleep(0.2)
+    return proc, port
+
+
+def stop(*procs: subprocess.Popen) -> dict:
+    return stop_all({str(i): p for i, p in enumerate(procs)})
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB."""
+    for line in pathlib.Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f'no VmRSS for {pid}')
+
+
+class Probe:
+    """A test node spun on its own thread: publishes frames, records answers and statuses."""
+
+    def __init__(self):
+        rclpy.init()
+        self.node = rclpy.create_node('probe')
+        self.answers: list[EdgeAnswer] = []
+        self.fused: list[FusedContext] = []
+        self.diagnostics: dict[str, list] = {}
+        self.image_pub = self.node.create_publisher(Image, 'image', image_qos(True))
+        self.cloud_pub = self.node.create_publisher(CloudContext, 'cloud_context',
+                                                    CLOUD_CONTEXT_QOS)
+        self.node.create_subscription(EdgeAnswer, 'answer', self.answers.append, ANSWER_QOS)
+        self.node.create_subscription(FusedContext, 'fused_context', self.fused.append,
+                                      FUSED_CONTEXT_QOS)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 50)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+        # A pool of ready messages, so the probe can publish at 100 Hz on a busy machine.
+        self.pool = [rgb_to_image(f) for f in moving_box_frames(30, 320, 240)]
+        self.sent: list = []
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            self.diagnostics.setdefault(status.hardware_id, []).append(status)
+
+    def wait_for(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def wait_for_subscribers(self, count: int, timeout_s: float = 120) -> None:
+        assert self.wait_for(lambda: self.image_pub.get_subscription_count() >= count, timeout_s), \
+            f'{self.image_pub.get_subscription_count()} of {count} image subscribers'
+
+    def wait_for_edge(self, timeout_s: float = 180) -> None:
+        """Until an edge node has loaded its model (its answer publisher exists)."""
+        assert self.wait_for(lambda: self.node.count_publishers('answer') > 0, timeout_s), \
+            'edge node never loaded its model'
+
+    def publish_frame(self, frame: np.ndarray = None) -> Image:
+        """Publish a frame (the pool's next one by default), stamped now; returns it."""
+        msg = self.pool[len(self.sent) % len(self.pool)] if frame is None else rgb_to_image(frame)
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.frame_id = 'test_camera'
+        self.image_pub.publish(msg)
+        self.sent.append(copy.deepcopy(msg.header))
+        return msg
+
+    def stream(self, seconds: float, rate_hz: float) -> int:
+        """Publish frames at `rate_hz` for `seconds`; how many."""
+        count, start = 0, time.monotonic()
+        while time.monotonic() - start < seconds:
+            self.publish_frame()
+            count += 1
+            time.sleep(max(0.0, start + count / rate_hz - time.monotonic()))
+        return count
+
+    def latest_status(self, node_name: str):
+        statuses = self.diagnostics.get(node_name) or [None]
+        return statuses[-1]
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown()
+        self._thread.join(5)

@@ -1,0 +1,106 @@
+"""The edge node and the fuser as real processes: headers, bad frames, a 100 Hz flood."""
+
+import time
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import Image
+
+from harness import EDGE, Probe, rss_mb, start_node, stop
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+@pytest.fixture(scope='module')
+def pipeline(tmp_path_factory):
+    logs = tmp_path_factory.mktemp('logs')
+    fuser = start_node('context_fuser', logs)
+    edge = start_node('edge_node', logs, **EDGE)
+    probe = Probe()
+    try:
+        probe.wait_for_edge()
+        probe.wait_for_subscribers(2)
+        yield probe, edge, fuser
+    finally:
+        probe.close()
+        codes = stop(edge, fuser)
+        assert all(code == 0 for code in codes.values()), f'unclean exits {codes}; logs in {logs}'
+
+
+def answers_after(probe, start: int, count: int, timeout_s: float = 60):
+    assert probe.wait_for(lambda: len(probe.answers) >= start + count, timeout_s), \
+        f'{len(probe.answers) - start} of {count} answers'
+    return probe.answers[start:]
+
+
+def test_each_answer_carries_its_frames_header(pipeline):
+    probe, edge, _ = pipeline
+    start = len(probe.answers)
+    probe.stream(4.0, 5.0)
+    answers = answers_after(probe, start, 3)
+    sent = {(h.stamp.sec, h.stamp.nanosec): h for h in probe.sent}
+    for answer in answers:
+        key = (answer.header.stamp.sec, answer.header.stamp.nanosec)
+        assert key in sent, 'an answer names a frame that was never sent'
+        assert answer.header == sent[key]
+        assert answer.header.frame_id == 'test_camera'
+        assert 0 < answer.inference_time_s < answer.latency_s < 30
+        assert answer.model == 'tiny' and answer.strategy == 'context_transfer'
+        assert answer.context_age_s == -1.0 and not answer.used_context  # no cloud here
+    assert edge.poll() is None
+
+
+def test_malformed_images_are_skipped_and_the_node_keeps_answering(pipeline):
+    probe, edge, fuser = pipeline
+    good = probe.pool[0]
+    wrong_encoding = Image(height=good.height, width=good.width, encoding='yuv422',
+                           step=good.step, data=good.data)
+    short = Image(height=good.height, width=good.width, encoding='rgb8', step=good.step,
+                  data=bytes(good.step * (good.height - 1)))
+    for bad in (wrong_encoding, short):
+        bad.header.stamp = probe.node.get_clock().now().to_msg()
+        probe.image_pub.publish(bad)
+    start = len(probe.answers)
+    probe.stream(2.0, 5.0)
+    answers_after(probe, start, 1)
+    assert edge.poll() is None and fuser.poll() is None
+    assert probe.wait_for(lambda: _value(probe, 'edge_node', 'bad_frames') >= 2, 5)
+    assert probe.wait_for(lambda: _value(probe, 'context_fuser', 'bad_frames') >= 2, 5)
+
+
+def test_a_100_hz_flood_keeps_memory_bounded_and_answers_the_latest_frame(pipeline):
+    probe, edge, _ = pipeline
+    probe.stream(1.0, 100.0)  # warm the buffers before measuring
+    before = rss_mb(edge.pid)
+    start = len(probe.answers)
+    sent = probe.stream(5.0, 100.0)
+    answers_after(probe, start, 2)
+    time.sleep(2.0)  # the answer to the last frame
+    grown = rss_mb(edge.pid) - before
+    answers = probe.answers[start:]
+    dropped = sum(a.frames_dropped for a in answers)
+    assert grown < 60, f'edge node grew {grown:.0f} MB during the flood'
+    assert sent > 300, f'the probe published only {sent} frames in 5 s'
+    assert dropped > len(answers), 'a backlog was answered instead of the latest frames'
+    assert len(answers) + dropped <= sent + 1
+    last_sent = _sec(probe.sent[-1].stamp)
+    assert last_sent - _sec(answers[-1].header.stamp) < 1.0, 'the answers lag behind the camera'
+    print(f'flood: {sent} frames at 100 Hz, {len(answers)} answered, {dropped} dropped, '
+          f'edge RSS {before:.0f} -> {before + grown:.0f} MB')
+
+
+def _sec(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def _value(probe, node: str, key: str) -> float:
+    status = probe.latest_status(node)
+    if status is None:
+        return float('nan')
+    values = {kv.key: kv.value for kv in status.values}
+    return float(values.get(key, 'nan'))
+
+
+def test_latency_is_numeric(pipeline):
+    probe, _, _ = pipeline
+    assert all(np.isfinite(a.latency_s) for a in probe.answers)
