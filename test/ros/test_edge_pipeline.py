@@ -104,3 +104,31 @@ def _value(probe, node: str, key: str) -> float:
 def test_latency_is_numeric(pipeline):
     probe, _, _ = pipeline
     assert all(np.isfinite(a.latency_s) for a in probe.answers)
+
+
+def test_the_ask_action_answers_on_the_latest_frame_with_streamed_feedback(pipeline):
+    from rclpy.action import ActionClient
+    from spotvlm_msgs.action import Ask
+
+    probe, edge, _ = pipeline
+    frame = probe.publish_frame()
+    time.sleep(0.5)  # the edge node has it as its latest frame
+    client = ActionClient(probe.node, Ask, 'ask')
+    try:
+        assert client.wait_for_server(timeout_sec=30)
+        feedback = []
+        sent = client.send_goal_async(Ask.Goal(question='Is a pedestrian ahead?'),
+                                      feedback_callback=lambda f: feedback.append(f.feedback.partial_text))
+        assert probe.wait_for(sent.done, 30)
+        assert sent.result().accepted
+        result = sent.result().get_result_async()
+        assert probe.wait_for(result.done, 60)
+        answer = result.result().result.answer
+    finally:
+        client.destroy()
+    assert answer.query == 'Is a pedestrian ahead?'
+    assert answer.header.stamp == frame.header.stamp
+    assert answer.new_tokens >= 1 and answer.model == 'tiny'
+    # Feedback is the answer so far; its last piece is the whole answer (it may trail the result).
+    assert probe.wait_for(lambda: feedback and feedback[-1] == answer.answer, 5), feedback
+    assert edge.poll() is None
