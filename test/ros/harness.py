@@ -139,3 +139,19 @@ class Probe:
         self.node.destroy_node()
         rclpy.try_shutdown()
         self._thread.join(5)
+
+
+def send_goal(client, goal, wait_for, feedback_callback=None, attempts: int = 3):
+    """Send a goal and return its accepted handle.
+
+    A goal sent right after wait_for_server can lose its response while the server's reply
+    writer has not matched this client yet (DDS discovery of the service pair is separate);
+    the goal is then sent again, and the first one answered wins.
+    """
+    for _ in range(attempts):
+        sent = client.send_goal_async(goal, feedback_callback=feedback_callback)
+        if wait_for(sent.done, 10):
+            handle = sent.result()
+            assert handle.accepted, 'goal rejected'
+            return handle
+    raise AssertionError(f'no goal response after {attempts} attempts')

@@ -10,6 +10,8 @@ import rclpy
 from rclpy.action import ActionClient
 from spotvlm_msgs.action import Ask
 
+from harness import send_goal
+
 from spotvlm_ros.nodes.relay_probe import stop_process, wait_until
 
 SERVER = pathlib.Path(__file__).parents[1] / 'resources' / 'ask_server.py'
@@ -23,11 +25,9 @@ def test_ask_action_streams_feedback_and_returns_an_edge_answer(node):
         client = ActionClient(node, Ask, action_name)
         assert client.wait_for_server(timeout_sec=30), 'Ask server never appeared'
         feedback = []
-        sent = client.send_goal_async(Ask.Goal(question='is the road clear'),
-                                      feedback_callback=lambda f: feedback.append(f.feedback.partial_text))
-        assert wait_until(node, sent.done, 30)
-        goal = sent.result()
-        assert goal.accepted
+        goal = send_goal(client, Ask.Goal(question='is the road clear'),
+                         lambda done, timeout_s: wait_until(node, done, timeout_s),
+                         lambda f: feedback.append(f.feedback.partial_text))
         result_future = goal.get_result_async()
         assert wait_until(node, result_future.done, 30)
         answer = result_future.result().result.answer

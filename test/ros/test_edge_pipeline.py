@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from harness import EDGE, Probe, rss_mb, start_node, stop
+from harness import EDGE, Probe, rss_mb, send_goal, start_node, stop
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -117,11 +117,9 @@ def test_the_ask_action_answers_on_the_latest_frame_with_streamed_feedback(pipel
     try:
         assert client.wait_for_server(timeout_sec=30)
         feedback = []
-        sent = client.send_goal_async(Ask.Goal(question='Is a pedestrian ahead?'),
-                                      feedback_callback=lambda f: feedback.append(f.feedback.partial_text))
-        assert probe.wait_for(sent.done, 30)
-        assert sent.result().accepted
-        result = sent.result().get_result_async()
+        handle = send_goal(client, Ask.Goal(question='Is a pedestrian ahead?'), probe.wait_for,
+                           lambda f: feedback.append(f.feedback.partial_text))
+        result = handle.get_result_async()
         assert probe.wait_for(result.done, 60)
         answer = result.result().result.answer
     finally:

@@ -8,7 +8,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from spotvlm_msgs.msg import CloudContext
 
-from spotvlm_ros.cloud.client import CloudClientConfig
+from spotvlm_ros.cloud.client import SUPERSEDED, CloudClientConfig
 from spotvlm_ros.cloud.worker import CloudWorker
 from spotvlm_ros.core.keyframes import KeyframeConfig, KeyframePolicy
 from spotvlm_ros.core.types import CloudAnswer
@@ -40,7 +40,7 @@ class CloudBridge(Node):
         self._seq = 0
         self.round_trip = RollingStats(50)
         self.counts = {'frames': 0, 'bad_frames': 0, 'sent': 0, 'ok': 0, 'timeout': 0,
-                       'error': 0}
+                       'error': 0, 'superseded': 0}
         self._last_reason = 'no frame yet'
         self._pub = self.create_publisher(CloudContext, 'cloud_context', CLOUD_CONTEXT_QOS)
         self.create_subscription(Image, 'image', self._on_image, image_qos(reliable))
@@ -80,9 +80,14 @@ class CloudBridge(Node):
     def _on_answer(self, answer: CloudAnswer, frame_id: str) -> None:
         """On the client's thread: publish the reply (or the failure) with the keyframe's header."""
         ok = answer.status == 'ok'
+        superseded = answer.error.startswith(SUPERSEDED)
         with self._lock:
             self._in_flight -= 1
-            self.policy.record_reply(answer.response_time, ok)
+            # A request made useless by a newer answer says the cloud works: no failure.
+            self.policy.record_reply(answer.response_time, ok or superseded)
+        if superseded:
+            self.counts['superseded'] += 1
+            return
         self.counts[answer.status if answer.status in self.counts else 'error'] += 1
         msg = convert.cloud_answer_to_msg(answer, frame_id)
         if ok:
