@@ -2,11 +2,11 @@
 
 import sys
 
-import rclpy
 from rclpy.action import ActionServer
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from spotvlm_msgs.action import Ask
+
+from spotvlm_ros.nodes.runner import run_node
 
 
 class AskServer(Node):
@@ -30,17 +30,5 @@ class AskServer(Node):
         return result
 
 
-def main() -> None:
-    rclpy.init()
-    node = AskServer(sys.argv[1])
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-
-
 if __name__ == '__main__':
-    main()
+    sys.exit(run_node(lambda: AskServer(sys.argv[1]), []))

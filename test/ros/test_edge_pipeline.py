@@ -70,7 +70,7 @@ def test_malformed_images_are_skipped_and_the_node_keeps_answering(pipeline):
 
 def test_a_100_hz_flood_keeps_memory_bounded_and_answers_the_latest_frame(pipeline):
     probe, edge, _ = pipeline
-    probe.stream(1.0, 100.0)  # warm the buffers before measuring
+    warm = probe.stream(1.0, 100.0)  # warm the buffers before measuring
     before = rss_mb(edge.pid)
     start = len(probe.answers)
     sent = probe.stream(5.0, 100.0)
@@ -82,7 +82,8 @@ def test_a_100_hz_flood_keeps_memory_bounded_and_answers_the_latest_frame(pipeli
     assert grown < 60, f'edge node grew {grown:.0f} MB during the flood'
     assert sent > 300, f'the probe published only {sent} frames in 5 s'
     assert dropped > len(answers), 'a backlog was answered instead of the latest frames'
-    assert len(answers) + dropped <= sent + 1
+    # The first answer's drop count may include the warm-up's last frames.
+    assert len(answers) + dropped <= sent + warm
     last_sent = _sec(probe.sent[-1].stamp)
     assert last_sent - _sec(answers[-1].header.stamp) < 1.0, 'the answers lag behind the camera'
     print(f'flood: {sent} frames at 100 Hz, {len(answers)} answered, {dropped} dropped, '

@@ -15,7 +15,7 @@ from spotvlm_ros.core.types import CloudAnswer
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (
     DiagnosticsPublisher, RollingStats, make_status, threshold_level, worst)
-from spotvlm_ros.nodes.images import ImageError, image_to_rgb
+from spotvlm_ros.nodes.images import frame_or_skip
 from spotvlm_ros.nodes.params import declare, declare_config
 from spotvlm_ros.nodes.qos import CLOUD_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
@@ -55,11 +55,8 @@ class CloudBridge(Node):
         stamp = convert.to_sec(msg.header.stamp)
         with self._lock:
             in_flight = self._in_flight
-        try:
-            frame = image_to_rgb(msg)
-        except ImageError as err:
-            self.counts['bad_frames'] += 1
-            self.get_logger().warning(f'skipping frame: {err}', throttle_duration_sec=5.0)
+        frame = frame_or_skip(self, msg, self.counts)
+        if frame is None:
             return
         with self._lock:  # the client thread records replies into the same policy
             decision = self.policy.should_send(stamp, frame, in_flight)

@@ -15,7 +15,7 @@ from spotvlm_ros.core.context import ContextConfig, ContextStore
 from spotvlm_ros.core.focus import FocusConfig, focus_regions
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (DiagnosticsPublisher, make_status, threshold_level)
-from spotvlm_ros.nodes.images import ImageError, image_to_rgb
+from spotvlm_ros.nodes.images import frame_or_skip
 from spotvlm_ros.nodes.params import declare, declare_config, require
 from spotvlm_ros.nodes.qos import CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
@@ -55,11 +55,8 @@ class ContextFuser(Node):
             f'{self.context_config.max_turns} turns, ring of {self.ring_size} frames')
 
     def _on_image(self, msg: Image) -> None:
-        try:
-            frame = image_to_rgb(msg)
-        except ImageError as err:
-            self.counts['bad_frames'] += 1
-            self.get_logger().warning(f'skipping frame: {err}', throttle_duration_sec=5.0)
+        frame = frame_or_skip(self, msg, self.counts)
+        if frame is None:
             return
         stamp = convert.to_sec(msg.header.stamp)
         with self._lock:

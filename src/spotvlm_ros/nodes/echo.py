@@ -10,10 +10,10 @@ import argparse
 import importlib
 from typing import Optional, Sequence
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from spotvlm_ros.nodes.runner import run_node
 
 
 def message_class(type_name: str):
@@ -43,16 +43,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--in', dest='in_topic', required=True)
     parser.add_argument('--out', dest='out_topic', required=True)
     args = parser.parse_args(argv)
-    rclpy.init()
-    node = EchoNode(message_class(args.type), args.in_topic, args.out_topic)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(lambda: EchoNode(message_class(args.type), args.in_topic, args.out_topic), [])
 
 
 if __name__ == '__main__':

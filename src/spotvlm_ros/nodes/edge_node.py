@@ -28,7 +28,7 @@ from spotvlm_ros.models.factory import KINDS, make_backend
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (
     DiagnosticsPublisher, RollingStats, make_status, threshold_level, worst)
-from spotvlm_ros.nodes.images import ImageError, image_to_rgb
+from spotvlm_ros.nodes.images import frame_or_skip
 from spotvlm_ros.nodes.params import declare, declare_config, require
 from spotvlm_ros.nodes.qos import ANSWER_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
@@ -161,11 +161,8 @@ class EdgeNode(LifecycleNode):
 
     # inputs ---------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
-        try:
-            frame = image_to_rgb(msg)
-        except ImageError as err:
-            self.counts['bad_frames'] += 1
-            self.get_logger().warning(f'skipping frame: {err}', throttle_duration_sec=5.0)
+        frame = frame_or_skip(self, msg, self.counts)
+        if frame is None:
             return
         self.counts['received'] += 1
         with self._cond:

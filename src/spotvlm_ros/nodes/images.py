@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from sensor_msgs.msg import Image
 
@@ -52,3 +54,13 @@ def rgb_to_image(frame: np.ndarray, header=None) -> Image:
     if header is not None:
         msg.header = header
     return msg
+
+
+def frame_or_skip(node, msg: Image, counts: dict) -> Optional[np.ndarray]:
+    """The RGB frame of `msg`, or None after counting it in counts['bad_frames'] and warning."""
+    try:
+        return image_to_rgb(msg)
+    except ImageError as err:
+        counts['bad_frames'] += 1
+        node.get_logger().warning(f'skipping frame: {err}', throttle_duration_sec=5.0)
+        return None
