@@ -30,6 +30,7 @@ class EdgeResult:
     visual_tokens: int = 0
     prompt_tokens: int = 0
     new_tokens: int = 0
+    token_ids: tuple[int, ...] = ()  # the generated ids, for parity checks between backends
 
 
 class ModelLoadError(RuntimeError):
