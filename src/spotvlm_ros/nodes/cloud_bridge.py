@@ -77,10 +77,10 @@ class CloudBridge(Node):
     def _on_answer(self, answer: CloudAnswer, frame_id: str) -> None:
         """On the client's thread: publish the reply (or the failure) with the keyframe's header."""
         ok = answer.status == 'ok'
-        superseded = answer.error.startswith(SUPERSEDED)
+        superseded = answer.error.startswith((SUPERSEDED, 'cancelled'))
         with self._lock:
             self._in_flight -= 1
-            # A request made useless by a newer answer says the cloud works: no failure.
+            # A request made useless by a newer answer (or by our own shutdown) is no failure.
             self.policy.record_reply(answer.response_time, ok or superseded)
         if superseded:
             self.counts['superseded'] += 1

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable, Optional, Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from spotvlm_ros.nodes.params import ParameterError
 
 EXIT_BAD_PARAMETER = 2
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run_node(make_node: Callable[[], Node], argv: Optional[Sequence[str]] = None,
              after_start: Optional[Callable[[Node], None]] = None) -> int:
-    """Run one node until Ctrl-C or shutdown; exit code 2 when a parameter is bad."""
-    rclpy.init(args=list(argv) if argv is not None else sys.argv)
+    """Run one node until Ctrl-C, SIGTERM or shutdown; exit code 2 when a parameter is bad.
+
+    rclpy's own signal handler would invalidate the context at once, while the node's worker
+    threads may still publish; here Ctrl-C and SIGTERM interrupt the spin instead, the node's
+    close() stops its threads, and only then does the context go.
+    """
+    rclpy.init(args=list(argv) if argv is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         node = make_node()
     except ParameterError as err:
@@ -29,7 +43,10 @@ def run_node(make_node: Callable[[], Node], argv: Optional[Sequence[str]] = None
     try:
         if after_start is not None:
             after_start(node)
-        executor.spin()
+        # Python runs signal handlers only between bytecodes: a wait with no timeout in a node
+        # with nothing to wake it would never see Ctrl-C, so the wait returns twice a second.
+        while executor.context.ok():
+            executor.spin_once(timeout_sec=0.5)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
