@@ -175,6 +175,10 @@ def _cloud_server(args, port: int) -> subprocess.Popen:
     return subprocess.Popen(cmd)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops the nodes the way Ctrl-C does
+
+
 def _wait_for(condition, timeout_s: float, procs: dict) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -194,7 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     procs: dict = {}
     printer = AnswerPrinter(args.namespace, args.quiet)
     interrupted = False
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if port is not None:
             procs['cloud_server'] = _cloud_server(args, port)

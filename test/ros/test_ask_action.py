@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-import rclpy
 from rclpy.action import ActionClient
 from spotvlm_msgs.action import Ask
 

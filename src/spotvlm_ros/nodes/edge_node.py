@@ -7,8 +7,7 @@ a worker thread of its own, never on the executor (see the README's executor not
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
@@ -54,7 +53,6 @@ class Job:
     on_text: Optional[Callable[[str], None]] = None
     done: Optional[Callable[[EdgeAnswer], None]] = None
     dropped_before: int = 0
-    received: float = field(default_factory=time.monotonic)
 
 
 class EdgeNode(LifecycleNode):
