@@ -192,6 +192,8 @@ def _wait_for(condition, timeout_s: float, procs: dict) -> bool:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _arguments(argv)
+    if args.namespace and not args.namespace.startswith('/'):
+        args.namespace = '/' + args.namespace  # rcl takes only fully qualified namespaces
     cloud = not args.no_cloud
     port = free_port() if cloud and not args.cloud_url else None
     overrides = _overrides(args, port)
@@ -235,4 +237,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         bad = {n: c for n, c in codes.items() if c not in (0, -signal.SIGINT, 130)}
         if bad:
             print(f'spotvlm run: processes ended badly: {bad}', file=sys.stderr)
-    return 130 if interrupted else 0
+    # A source that failed (a bag that cannot be read) is no normal end of the bag.
+    return 130 if interrupted else int(codes.get('image_source', 0) > 0)

@@ -131,3 +131,16 @@ def test_the_ask_action_answers_on_the_latest_frame_with_streamed_feedback(pipel
     # Feedback is the answer so far; its last piece is the whole answer (it may trail the result).
     assert probe.wait_for(lambda: feedback and feedback[-1] == answer.answer, 5), feedback
     assert edge.poll() is None
+
+
+def test_the_standing_query_changes_on_the_query_topic(pipeline):
+    from std_msgs.msg import String
+
+    probe, _, _ = pipeline
+    pub = probe.node.create_publisher(String, 'query', 10)
+    assert probe.wait_for(lambda: pub.get_subscription_count() >= 1, 30)
+    pub.publish(String(data='How many cars are ahead?'))
+    start = len(probe.answers)
+    assert probe.wait_for(lambda: (probe.publish_frame() and False) or any(
+        a.query == 'How many cars are ahead?' for a in probe.answers[start:]), 30)
+    pub.publish(String(data='What should the ego vehicle do now?'))  # leave it as it was

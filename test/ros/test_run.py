@@ -48,10 +48,11 @@ def wait_for_children(proc: subprocess.Popen, count: int, timeout_s: float = 60)
 def test_run_stops_every_process_when_the_bag_ends(tmp_path):
     bag = tmp_path / 'short'
     write_image_bag(bag, moving_box_frames(15, 320, 240), 0.1)
-    proc = start_run(bag, '--no-cloud')
+    proc = start_run(bag, '--no-cloud', '--namespace', 'front')
     kids = wait_for_children(proc, 3)
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out
+    # The printer listens on /front/answer: answers there prove the namespace reached every node.
     assert '[summary]' in out and '[answer]' in out
     assert not any(alive(pid) for pid in kids), 'a node outlived spotvlm run'
 
