@@ -23,3 +23,9 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .cache build install log
+
+# make soak: SOAK_MINUTES (default 30) of `spotvlm run` on a looping bag with a fluctuating cloud.
+SOAK_MINUTES ?= 30
+.PHONY: soak
+soak: setup
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) benchmarks/soak.py

@@ -66,6 +66,7 @@ class ContextFuser(Node):
                 self._frames.clear()
                 self.store.clear()
                 self._first_stamp = None
+                self._last_publish = None  # else no frame publishes until time catches up
             if self._first_stamp is None:
                 self._first_stamp = stamp
             self._frames.append((stamp, msg.header, frame))

@@ -57,6 +57,7 @@ class ImageSource(Node):
                                 if self.compressed else None)
         self._passthrough_pubs: dict = {}
         self.published = 0
+        self.failed = False  # the source could not be read: the process exits with 1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._play, name='image-source', daemon=True)
         self._thread.start()
@@ -90,6 +91,7 @@ class ImageSource(Node):
             self.get_logger().info(f'source ended after {self.published} frames')
         except SourceError as err:
             self.get_logger().error(str(err))
+            self.failed = True
         finally:
             if not self._stop.is_set():
                 rclpy.try_shutdown()  # ends the process: the run supervisor sees the bag end
@@ -151,7 +153,10 @@ class ImageSource(Node):
 
 
 def main(argv=None) -> int:
-    return run_node(ImageSource, argv)
+    nodes = []
+    code = run_node(lambda: nodes.append(ImageSource()) or nodes[-1], argv)
+    # A bag that cannot be read is an error, not the end of the bag: supervisors must see it.
+    return code or int(bool(nodes) and nodes[0].failed)
 
 
 if __name__ == '__main__':
