@@ -73,7 +73,10 @@ class AnswerPrinter:
         self.rclpy = rclpy
         self.node = rclpy.create_node('spotvlm_run')
         self.topic = f'{namespace.rstrip("/")}/answer' if namespace else 'answer'
-        self.answers: list = []
+        self.latencies_ms: list = []  # floats only: a long run must not keep every message
+        self.ages_s: list = []
+        self.dropped = 0
+        self.with_context = 0
         self.quiet = quiet
         self.node.create_subscription(EdgeAnswer, self.topic, self._on_answer, ANSWER_QOS)
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -88,7 +91,11 @@ class AnswerPrinter:
             pass
 
     def _on_answer(self, msg) -> None:
-        self.answers.append(msg)
+        self.latencies_ms.append(msg.latency_s * 1e3)
+        if msg.context_age_s >= 0:
+            self.ages_s.append(msg.context_age_s)
+        self.dropped += msg.frames_dropped
+        self.with_context += msg.used_context or msg.used_focus
         if self.quiet:
             return
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
@@ -102,16 +109,14 @@ class AnswerPrinter:
     def summary(self) -> str:
         import numpy as np
 
-        if not self.answers:
+        if not self.latencies_ms:
             return 'no answers'
-        lat = np.array([a.latency_s for a in self.answers]) * 1e3
-        ages = [a.context_age_s for a in self.answers if a.context_age_s >= 0]
-        dropped = sum(a.frames_dropped for a in self.answers)
-        with_ctx = sum(a.used_context or a.used_focus for a in self.answers)
+        lat = np.array(self.latencies_ms)
+        ages = self.ages_s
         age_text = (f'context age median {np.median(ages):.2f} s' if ages else 'no context')
-        return (f'{len(self.answers)} answers, {dropped} frames dropped (latest-frame policy); '
+        return (f'{len(lat)} answers, {self.dropped} frames dropped (latest-frame policy); '
                 f'latency p50 {np.percentile(lat, 50):.0f} ms p95 {np.percentile(lat, 95):.0f} ms; '
-                f'{with_ctx} used cloud context; {age_text}')
+                f'{self.with_context} used cloud context; {age_text}')
 
     def close(self) -> None:
         self.rclpy.try_shutdown()

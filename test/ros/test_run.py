@@ -70,3 +70,16 @@ def test_run_stops_every_process_on_ctrl_c(tmp_path):
     assert proc.returncode == 130, out
     assert '[summary]' in out
     assert not any(alive(pid) for pid in kids), 'a node outlived spotvlm run'
+
+
+def test_run_fails_when_the_bag_cannot_be_read(tmp_path):
+    bag = tmp_path / 'broken'
+    write_image_bag(bag, moving_box_frames(10, 320, 240), 0.1)
+    mcap = next(bag.glob('*.mcap'))
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])  # a recording cut short
+    proc = start_run(bag, '--no-cloud')
+    kids = wait_for_children(proc, 2)
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 1, out
+    assert 'cannot open bag' in out
+    assert not any(alive(pid) for pid in kids)

@@ -57,7 +57,7 @@ class ImageSource(Node):
                                 if self.compressed else None)
         self._passthrough_pubs: dict = {}
         self.published = 0
-        self.failed = False  # the source could not be read: the process exits with 1
+        self.exit_code = 0  # 1 when the source could not be read: supervisors must see it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._play, name='image-source', daemon=True)
         self._thread.start()
@@ -91,7 +91,7 @@ class ImageSource(Node):
             self.get_logger().info(f'source ended after {self.published} frames')
         except SourceError as err:
             self.get_logger().error(str(err))
-            self.failed = True
+            self.exit_code = 1
         finally:
             if not self._stop.is_set():
                 rclpy.try_shutdown()  # ends the process: the run supervisor sees the bag end
@@ -153,10 +153,7 @@ class ImageSource(Node):
 
 
 def main(argv=None) -> int:
-    nodes = []
-    code = run_node(lambda: nodes.append(ImageSource()) or nodes[-1], argv)
-    # A bag that cannot be read is an error, not the end of the bag: supervisors must see it.
-    return code or int(bool(nodes) and nodes[0].failed)
+    return run_node(ImageSource, argv)
 
 
 if __name__ == '__main__':

@@ -56,4 +56,4 @@ def run_node(make_node: Callable[[], Node], argv: Optional[Sequence[str]] = None
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return getattr(node, 'exit_code', 0)  # a node may end its process with an error
