@@ -13,12 +13,22 @@ from spotvlm_msgs.msg import CloudContext, FusedContext
 
 from spotvlm_ros.core.context import ContextConfig, ContextStore
 from spotvlm_ros.core.focus import FocusConfig, focus_regions
+from spotvlm_ros.core.images import resize_image
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (DiagnosticsPublisher, make_status, threshold_level)
 from spotvlm_ros.nodes.images import frame_or_skip
 from spotvlm_ros.nodes.params import declare, declare_config, require
 from spotvlm_ros.nodes.qos import CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
+
+
+def shrink(frame: np.ndarray, max_side: int) -> np.ndarray:
+    """`frame` with its long side at most `max_side` px."""
+    height, width = frame.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1.0:
+        return frame
+    return resize_image(frame, max(1, round(width * scale)), max(1, round(height * scale)))
 
 
 class ContextFuser(Node):
@@ -43,6 +53,7 @@ class ContextFuser(Node):
         self._lock = threading.Lock()
         self._last_publish: Optional[float] = None
         self._first_stamp: Optional[float] = None
+        self._newest: Optional[tuple] = None  # (stamp, header, full frame) of the newest image
         self.counts = {'frames': 0, 'bad_frames': 0, 'contexts': 0, 'failed_contexts': 0,
                        'published': 0}
         self._pub = self.create_publisher(FusedContext, 'fused_context', FUSED_CONTEXT_QOS)
@@ -59,6 +70,9 @@ class ContextFuser(Node):
         if frame is None:
             return
         stamp = convert.to_sec(msg.header.stamp)
+        # Keyframes are only tracked at flow resolution: the ring keeps them that small, so
+        # its memory does not grow with the camera's (30 4K frames would be 750 MB).
+        small = shrink(frame, self.focus_config.flow_max_side)
         with self._lock:
             if self._frames and stamp < self._frames[-1][0]:
                 self.get_logger().warning(f'time went back {self._frames[-1][0] - stamp:.3f} s:'
@@ -69,7 +83,8 @@ class ContextFuser(Node):
                 self._last_publish = None  # else no frame publishes until time catches up
             if self._first_stamp is None:
                 self._first_stamp = stamp
-            self._frames.append((stamp, msg.header, frame))
+            self._frames.append((stamp, msg.header, small))
+            self._newest = (stamp, msg.header, frame)
         self.counts['frames'] += 1
         if self._last_publish is None or stamp - self._last_publish >= self.min_period_s:
             self._publish()
@@ -87,10 +102,10 @@ class ContextFuser(Node):
 
     def _newest_frame(self):
         with self._lock:
-            return self._frames[-1] if self._frames else None
+            return self._newest
 
     def _keyframe_image(self, stamp: float) -> Optional[np.ndarray]:
-        """The ring's frame at `stamp` (the keyframe the cloud saw), when still held."""
+        """The ring's (shrunk) frame at `stamp`, the keyframe the cloud saw, when still held."""
         with self._lock:
             for frame_stamp, _, frame in reversed(self._frames):
                 if abs(frame_stamp - stamp) < 1e-4:
