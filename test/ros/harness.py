@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import pathlib
@@ -155,3 +156,23 @@ def send_goal(client, goal, wait_for, feedback_callback=None, attempts: int = 3)
             assert handle.accepted, 'goal rejected'
             return handle
     raise AssertionError(f'no goal response after {attempts} attempts')
+
+
+@contextlib.contextmanager
+def edge_and_fuser(logs: pathlib.Path, fuser_params: dict = None):
+    """A fuser and an edge node as processes, and a probe that both already hear.
+
+    Yields (probe, procs); procs may be replaced (a restarted node) and all are stopped at
+    the end, each required to exit cleanly.
+    """
+    procs = {'fuser': start_node('context_fuser', logs, **(fuser_params or {})),
+             'edge': start_node('edge_node', logs, **EDGE)}
+    probe = Probe()
+    try:
+        probe.wait_for_edge()
+        probe.wait_for_subscribers(2)
+        yield probe, procs
+    finally:
+        probe.close()
+        codes = stop(*procs.values())
+        assert all(code == 0 for code in codes.values()), f'unclean exits {codes}; logs in {logs}'

@@ -7,7 +7,8 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from spotvlm_msgs.msg import CloudContext
 
-from harness import EDGE, Probe, start_cloud_server, start_node, stop
+from harness import EDGE, start_cloud_server, start_node, stop
+from harness import edge_and_fuser as running_edge_and_fuser
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 DELAY_S = 5.0
@@ -24,17 +25,8 @@ def bridge_params(port: int) -> dict:
 @pytest.fixture(scope='module')
 def edge_and_fuser(tmp_path_factory):
     logs = tmp_path_factory.mktemp('logs')
-    procs = {'fuser': start_node('context_fuser', logs, **FUSER),
-             'edge': start_node('edge_node', logs, **EDGE)}
-    probe = Probe()
-    try:
-        probe.wait_for_edge()
-        probe.wait_for_subscribers(2)
+    with running_edge_and_fuser(logs, FUSER) as (probe, procs):
         yield probe, procs, logs
-    finally:
-        probe.close()
-        codes = stop(*procs.values())
-        assert all(code == 0 for code in codes.values()), f'unclean exits {codes}; logs in {logs}'
 
 
 def measure(probe, seconds: float, rate_hz: float = 5.0):

@@ -6,25 +6,15 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from harness import EDGE, Probe, rss_mb, send_goal, start_node, stop
+from harness import edge_and_fuser, rss_mb, send_goal
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 @pytest.fixture(scope='module')
 def pipeline(tmp_path_factory):
-    logs = tmp_path_factory.mktemp('logs')
-    fuser = start_node('context_fuser', logs)
-    edge = start_node('edge_node', logs, **EDGE)
-    probe = Probe()
-    try:
-        probe.wait_for_edge()
-        probe.wait_for_subscribers(2)
-        yield probe, edge, fuser
-    finally:
-        probe.close()
-        codes = stop(edge, fuser)
-        assert all(code == 0 for code in codes.values()), f'unclean exits {codes}; logs in {logs}'
+    with edge_and_fuser(tmp_path_factory.mktemp('logs')) as (probe, procs):
+        yield probe, procs['edge'], procs['fuser']
 
 
 def answers_after(probe, start: int, count: int, timeout_s: float = 60):
