@@ -15,6 +15,9 @@ VERBS: dict[str, tuple[str, str]] = {
     'run': ('spotvlm_ros.run', 'start the nodes (and the local cloud) as processes, like the launch file'),
     'cloud-server': ('spotvlm_ros.cloud.server', 'serve a local checkpoint as an OpenAI-compatible endpoint'),
     'make-tiny-model': ('spotvlm_ros.models.tiny', 'build a tiny random-weight Qwen2.5-VL checkpoint offline'),
+    'make-bag': ('spotvlm_ros.scenes.make_bag', 'write a synthetic driving sequence with ground truth as an MCAP bag'),
+    'train-model': ('spotvlm_ros.training.train', 'train the default edge or cloud model on generated scenes (CPU)'),
+    'eval-scenes': ('spotvlm_ros.training.evaluate', 'accuracy on held-out scenes per task family and strategy'),
     'export-onnx': ('spotvlm_ros.models.onnx_export', 'export a checkpoint to ONNX for the onnx backend'),
 }
 

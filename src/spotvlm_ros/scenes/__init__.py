@@ -1,0 +1,1 @@
+"""Procedurally rendered driving sequences with exact per-frame ground truth."""

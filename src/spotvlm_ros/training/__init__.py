@@ -1,0 +1,1 @@
+"""Training the default edge and cloud models on generated driving scenes."""

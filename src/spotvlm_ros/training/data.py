@@ -1,0 +1,49 @@
+"""Random training samples for the edge or the cloud role, drawn from a frame pool."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spotvlm_ros.scenes.truth import DESCRIPTION, FAMILIES, GROUNDING
+from spotvlm_ros.training.samples import (EDGE_MIXTURE, Sample, cloud_sample, edge_sample,
+                                          jitter_regions, regions_of, teacher_turn)
+
+ROLES = ('edge', 'cloud')
+
+
+def pick_qa(truth, rng: np.random.Generator):
+    """A QA of the frame, each task family about equally often."""
+    by_family = {f: [q for q in truth.qa if q.family == f] for f in FAMILIES}
+    families = [f for f in FAMILIES if by_family[f]]
+    family = families[rng.integers(len(families))]
+    options = by_family[family]
+    return options[rng.integers(len(options))]
+
+
+def draw_sample(pool: dict, role: str, rng: np.random.Generator) -> Sample:
+    """One sample: a random frame of a random pooled scene, a random question."""
+    seeds = sorted(pool)
+    frames = pool[seeds[rng.integers(len(seeds))]]
+    index = int(rng.integers(len(frames)))
+    pooled = frames[index]
+    qa = pick_qa(pooled.truth, rng)
+    image = pooled.image()
+    if role == 'cloud':
+        return cloud_sample(image, qa)
+    modes = list(EDGE_MIXTURE)
+    use_history, use_focus = modes[rng.choice(len(modes), p=list(EDGE_MIXTURE.values()))]
+    history = None
+    age = 0.0
+    if use_history and index > 0:
+        # Teacher context of random age: the true answer on an earlier pooled frame.
+        earlier = frames[int(rng.integers(index))]
+        age = pooled.truth.stamp_s - earlier.truth.stamp_s
+        same = [q for q in earlier.truth.qa if q.question == qa.question]
+        old = same[0] if same else next(q for q in earlier.truth.qa if q.family == DESCRIPTION)
+        history = teacher_turn(old.question, old.answer, age, pooled.truth.stamp_s)
+    focus = None
+    if use_focus:
+        focus = jitter_regions(regions_of(qa), age, rng)
+    if qa.family == GROUNDING and focus is not None and rng.random() < 0.5:
+        focus = focus[:0]  # sometimes nothing to focus on: it must still ground from the frame
+    return edge_sample(image, qa, history, focus)

@@ -1,0 +1,68 @@
+"""Training samples: cloud targets in the bridge's grounding format, labels on answers only."""
+
+import numpy as np
+import pytest
+
+from spotvlm_ros.cloud.grounding import parse_regions
+from spotvlm_ros.cloud.prompts import FORMAT_PIXELS
+from spotvlm_ros.models.prompt import build_messages
+from spotvlm_ros.scenes.truth import GROUNDING, frame_truth
+from spotvlm_ros.scenes.world import sample_scene
+from spotvlm_ros.training.batches import IGNORE, encode_batch
+from spotvlm_ros.training.samples import (EDGE_FOCUS, cloud_sample, cloud_target, edge_sample,
+                                          jitter_regions, regions_of, teacher_turn)
+from spotvlm_ros.core.focus import plan_focus_from_config
+
+W, H = 448, 336
+
+
+@pytest.fixture(scope='module')
+def frame_and_truth():
+    for seed in range(50):
+        frame, truth = frame_truth(sample_scene(seed), 10, W, H)
+        if any(q.family == GROUNDING for q in truth.qa) and any(q.regions for q in truth.qa):
+            return frame, truth
+    raise AssertionError('no scene with grounding questions')
+
+
+@pytest.fixture(scope='module')
+def processor():
+    from transformers import AutoProcessor
+
+    from spotvlm_ros.models.tiny import tiny_checkpoint
+    return AutoProcessor.from_pretrained(tiny_checkpoint(), local_files_only=True)
+
+
+def test_cloud_target_parses_back_to_the_true_boxes(frame_and_truth):
+    _, truth = frame_and_truth
+    for qa in truth.qa:
+        answer, regions, warning = parse_regions(cloud_target(qa), FORMAT_PIXELS, (W, H), (W, H))
+        assert warning == ''
+        assert len(regions) == len(qa.regions)
+        for region, obj in zip(regions, qa.regions):
+            assert np.allclose((region.x1, region.y1, region.x2, region.y2), obj.box, atol=0.5)
+        if qa.family != GROUNDING:
+            assert answer == qa.answer
+
+
+def test_edge_sample_uses_the_backend_message_layout(frame_and_truth):
+    frame, truth = frame_and_truth
+    qa = next(q for q in truth.qa if q.regions)
+    turn = teacher_turn(qa.question, 'red', 2.0, truth.stamp_s)
+    regions = jitter_regions(regions_of(qa), 2.0, np.random.default_rng(0))
+    sample = edge_sample(frame, qa, turn, regions)
+    expected = build_messages(frame, qa.question, [turn],
+                              plan_focus_from_config(frame, regions, EDGE_FOCUS))
+    strip = lambda ms: [[(p['type'], p.get('text')) for p in m['content']] for m in ms]
+    assert strip(sample.messages) == strip(expected)
+    assert sample.target == qa.answer
+
+
+def test_labels_cover_only_answer_and_end(frame_and_truth, processor):
+    frame, truth = frame_and_truth
+    samples = [cloud_sample(frame, truth.qa[0]), edge_sample(frame, truth.qa[1])]
+    batch = encode_batch(processor, samples)
+    tok = processor.tokenizer
+    for row, sample in enumerate(samples):
+        kept = batch['labels'][row][batch['labels'][row] != IGNORE].tolist()
+        assert tok.decode(kept) == sample.target + '<|im_end|>'
