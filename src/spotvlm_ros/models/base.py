@@ -20,6 +20,13 @@ class Timings:
     decode_s: float = 0.0
     total_s: float = 0.0
 
+    @classmethod
+    def from_marks(cls, start: float, prepared: float, first_token: float, generated: float,
+                   end: float) -> 'Timings':
+        """Stage durations from the perf_counter marks taken during one answer."""
+        return cls(preprocess_s=prepared - start, prefill_s=first_token - prepared,
+                   decode_s=generated - first_token, total_s=end - start)
+
 
 @dataclass
 class EdgeResult:

@@ -252,8 +252,7 @@ class OnnxBackend(EdgeBackend):
         first = monitor.first_token_time
         return EdgeResult(
             text=text,
-            timings=Timings(preprocess_s=prepared - start, prefill_s=first - prepared,
-                            decode_s=generated - first, total_s=end - start),
+            timings=Timings.from_marks(start, prepared, first, generated, end),
             visual_tokens=int((input_ids == self.config.image_token_id).sum()),
             prompt_tokens=len(input_ids),
             new_tokens=len(new_ids),

@@ -211,8 +211,7 @@ class TransformersBackend(EdgeBackend):
             end = time.perf_counter()
         return EdgeResult(
             text=text,
-            timings=Timings(preprocess_s=prepared - start, prefill_s=first - prepared,
-                            decode_s=generated - first, total_s=end - start),
+            timings=Timings.from_marks(start, prepared, first, generated, end),
             visual_tokens=self.count_visual_tokens(prompt_ids),
             prompt_tokens=int(prompt_ids.shape[1]),
             new_tokens=len(new_ids),
