@@ -63,18 +63,33 @@ def capture_frames(uri: str) -> Iterator[Frame]:
         cap.release()
 
 
-def bag_frames(path: str, image_topic: str, passthrough: bool) -> Iterator[Frame]:
-    """Images of one topic in a ROS 2 bag (and, if asked, every other message as raw bytes)."""
+def open_bag(path: str):
+    """An open rosbags reader for a bag folder or file; SourceError when it cannot be read."""
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
-    bag = pathlib.Path(path)
-    typestore = get_typestore(Stores.ROS2_JAZZY)
     try:
-        reader = AnyReader([bag], default_typestore=typestore)
+        reader = AnyReader([pathlib.Path(path)],
+                           default_typestore=get_typestore(Stores.ROS2_JAZZY))
         reader.open()
     except Exception as err:  # rosbags raises several unrelated types for a broken bag
-        raise SourceError(f'cannot open bag {bag}: {type(err).__name__}: {err}') from None
+        raise SourceError(f'cannot open bag {path}: {type(err).__name__}: {err}') from None
+    return reader
+
+
+def bag_topics(path: str, image_topic: str) -> list:
+    """(topic, msgtype) of every topic in a bag but the images."""
+    reader = open_bag(path)
+    try:
+        return sorted({(c.topic, c.msgtype) for c in reader.connections if c.topic != image_topic})
+    finally:
+        reader.close()
+
+
+def bag_frames(path: str, image_topic: str, passthrough: bool) -> Iterator[Frame]:
+    """Images of one topic in a ROS 2 bag (and, if asked, every other message as raw bytes)."""
+    bag = pathlib.Path(path)
+    reader = open_bag(path)
     try:
         images = [c for c in reader.connections if c.topic == image_topic]
         if not images:

@@ -14,7 +14,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.echo import message_class
 from spotvlm_ros.nodes.frame_sources import (
-    Frame, SourceError, bag_frames, capture_frames, folder_frames)
+    Frame, SourceError, bag_frames, bag_topics, capture_frames, folder_frames)
 from spotvlm_ros.nodes.images import rgb_to_image
 from spotvlm_ros.nodes.params import declare, require
 from spotvlm_ros.nodes.qos import image_qos
@@ -83,6 +83,11 @@ class ImageSource(Node):
 
     def _play(self) -> None:
         try:
+            if self.kind == 'bag' and self.passthrough:
+                # Made before the wait, so they are discovered along with the image topic and
+                # the bag's first ground-truth messages are not lost to a late match.
+                for topic, msgtype in bag_topics(self.path, self.image_topic):
+                    self._passthrough_publisher(topic, msgtype)
             self._await_subscribers()
             for lap in itertools.count():
                 self._play_once(lap)
@@ -133,19 +138,21 @@ class ImageSource(Node):
         return CompressedImage(header=header, format='jpeg', data=jpeg.tobytes() if ok else b'')
 
     def _pass_through(self, frame: Frame) -> None:
-        pub = self._passthrough_pubs.get(frame.topic)
-        if pub is None:
-            try:
-                msg_type = message_class(frame.msgtype)
-            except (ImportError, AttributeError, ValueError):
-                self.get_logger().warning(f'not passing {frame.topic}: unknown type {frame.msgtype}',
-                                          once=True)
-                self._passthrough_pubs[frame.topic] = False
-                return
-            pub = self.create_publisher(msg_type, frame.topic.lstrip('/'), 10)
-            self._passthrough_pubs[frame.topic] = pub
+        pub = self._passthrough_publisher(frame.topic, frame.msgtype)
         if pub:
             pub.publish(frame.raw)
+
+    def _passthrough_publisher(self, topic: str, msgtype: str):
+        """The publisher for a bag topic, made on first need; False for an unknown type."""
+        pub = self._passthrough_pubs.get(topic)
+        if pub is None:
+            try:
+                pub = self.create_publisher(message_class(msgtype), topic.lstrip('/'), 10)
+            except (ImportError, AttributeError, ValueError):
+                self.get_logger().warning(f'not passing {topic}: unknown type {msgtype}')
+                pub = False
+            self._passthrough_pubs[topic] = pub
+        return pub
 
     def close(self) -> None:
         self._stop.set()
