@@ -25,6 +25,7 @@ from spotvlm_ros.core.focus import (  # noqa: E402
     FocusConfig, focus_regions, plan_focus_from_config, propagate_regions)
 from spotvlm_ros.core.keyframes import KeyframeConfig, KeyframePolicy  # noqa: E402
 from spotvlm_ros.core.types import CloudAnswer, Region  # noqa: E402
+from spotvlm_ros.scenes.texture import shifted, textured_frame  # noqa: E402
 
 CLOUD_TEXT = ('There is a red car stopped at the intersection about 12 m ahead, and a cyclist '
               'waiting on the right curb. The traffic light facing us is red. A pedestrian is '
@@ -49,29 +50,6 @@ def measure(fn, repeat: int, warmup: int = 20) -> tuple:
         cpu[i] = (time.process_time_ns() - start_cpu) / 1e6
         wall[i] = (time.perf_counter_ns() - start) / 1e6
     return float(np.median(wall)), float(np.percentile(wall, 95)), float(np.median(cpu))
-
-
-def textured_frame(width: int, height: int, seed: int) -> np.ndarray:
-    """Noise blurred at several scales: corners everywhere and structure at every pyramid
-    level, a busy scene for tracking."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    frame = np.zeros((height, width, 3), np.float32)
-    for sigma in (2.0, 6.0, 16.0):
-        layer = cv2.GaussianBlur(rng.standard_normal((height, width, 3)).astype(np.float32),
-                                 (0, 0), sigma)
-        frame += layer / (layer.std() + 1e-6)
-    frame = (frame - frame.min()) / (frame.max() - frame.min() + 1e-6) * 255
-    return frame.astype(np.uint8)
-
-
-def moved(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    import cv2
-
-    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
-    return cv2.warpAffine(frame, matrix, (frame.shape[1], frame.shape[0]),
-                          borderMode=cv2.BORDER_REFLECT)
 
 
 def random_regions(width: int, height: int, n: int, seed: int) -> list:
@@ -135,7 +113,7 @@ def flow_rows(repeat: int) -> list:
     rows = []
     for width, height in ((640, 480), (320, 240)):
         key = textured_frame(width, height, 2)
-        cur = moved(key, 6.0, -3.0)
+        cur = shifted(key, 6.0, -3.0)
         regions = random_regions(width, height, N_REGIONS, 3)
         rows.append((f'optical flow: {width}x{height}, {N_REGIONS} regions', measure(
             lambda: propagate_regions(regions, key, cur), max(repeat // 5, 30), 5)))
