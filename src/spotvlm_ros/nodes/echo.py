@@ -11,9 +11,14 @@ import importlib
 from typing import Optional, Sequence
 
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from spotvlm_ros.nodes.runner import run_node
+
+# Transient local on both ends: discovery is not symmetric, so a message sent the moment one
+# side sees a match can reach a reader whose side has not matched yet; this way it waits.
+RELAY_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def message_class(type_name: str):
@@ -31,9 +36,8 @@ class EchoNode(Node):
 
     def __init__(self, msg_type, in_topic: str, out_topic: str):
         super().__init__('echo')
-        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self._pub = self.create_publisher(msg_type, out_topic, qos)
-        self.create_subscription(msg_type, in_topic, self._pub.publish, qos)
+        self._pub = self.create_publisher(msg_type, out_topic, RELAY_QOS)
+        self.create_subscription(msg_type, in_topic, self._pub.publish, RELAY_QOS)
         self.get_logger().info(f'relaying {in_topic} -> {out_topic}')
 
 

@@ -10,9 +10,8 @@ from typing import Sequence
 
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from spotvlm_ros.nodes.echo import message_class
+from spotvlm_ros.nodes.echo import RELAY_QOS, message_class
 
 
 def type_name_of(msg) -> str:
@@ -56,10 +55,9 @@ def relay(node: Node, messages: Sequence, topic: str, timeout_s: float = 30.0) -
     """Publish `messages` (one type) to an echo process and return what it sent back."""
     type_name = type_name_of(messages[0])
     msg_type = message_class(type_name)
-    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     received: list = []
-    pub = node.create_publisher(msg_type, f'{topic}/ping', qos)
-    sub = node.create_subscription(msg_type, f'{topic}/pong', received.append, qos)
+    pub = node.create_publisher(msg_type, f'{topic}/ping', RELAY_QOS)
+    sub = node.create_subscription(msg_type, f'{topic}/pong', received.append, RELAY_QOS)
     echo = start_echo(type_name, f'{topic}/ping', f'{topic}/pong')
     try:
         matched = wait_until(node, lambda: pub.get_subscription_count() > 0
