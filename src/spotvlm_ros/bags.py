@@ -138,5 +138,7 @@ def read_ground_truth(path, topic: str = '/ground_truth') -> list:
     store = scene_typestore()
     with Reader(pathlib.Path(path)) as reader:
         conns = [c for c in reader.connections if c.topic == topic]
+        if not conns:
+            return []  # rosbags reads every topic when given no connections
         return [store.deserialize_cdr(raw, c.msgtype)
                 for c, _, raw in reader.messages(connections=conns)]

@@ -18,6 +18,7 @@ VERBS: dict[str, tuple[str, str]] = {
     'make-bag': ('spotvlm_ros.scenes.make_bag', 'write a synthetic driving sequence with ground truth as an MCAP bag'),
     'train-model': ('spotvlm_ros.training.train', 'train the default edge or cloud model on generated scenes (CPU)'),
     'eval-scenes': ('spotvlm_ros.training.evaluate', 'accuracy on held-out scenes per task family and strategy'),
+    'eval': ('spotvlm_ros.evaluation.main', 'replay a bag under cloud-latency traces and score every strategy'),
     'export-onnx': ('spotvlm_ros.models.onnx_export', 'export a checkpoint to ONNX for the onnx backend'),
 }
 

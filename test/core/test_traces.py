@@ -107,6 +107,15 @@ def test_outages_return_nothing_for_a_while():
     assert trace.arrival_at(lost[0]) is None
 
 
+def test_pareto_outages_have_both_a_heavy_tail_and_outages():
+    trace = LatencyTrace.generate('pareto_outages', 3, duration_s=600.0, scale_s=1.0, alpha=1.5,
+                                  mean_gap_s=20.0, mean_outage_s=3.0)
+    summary = trace.summary()
+    assert 0.03 < summary['outage_fraction'] < 0.5
+    assert summary['median_s'] >= 1.0  # a classical Pareto never goes below its scale
+    assert summary['p95_s'] > 3 * summary['median_s']  # the tail a normal jitter lacks
+
+
 def test_lookup_holds_each_sample_until_the_next():
     trace = LatencyTrace([0.0, 1.0, 2.0], [0.5, float('nan'), 3.0])
     assert trace.delay_at(0.0) == 0.5

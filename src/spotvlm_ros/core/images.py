@@ -19,6 +19,15 @@ def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def shrink(frame: np.ndarray, max_side: int) -> np.ndarray:
+    """`frame` with its long side at most `max_side` px."""
+    height, width = frame.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1.0:
+        return frame
+    return resize_image(frame, max(1, round(width * scale)), max(1, round(height * scale)))
+
+
 def gray_at(image: np.ndarray, size: tuple) -> np.ndarray:
     """8-bit single-channel copy of an RGB or gray image, resized to `size` (width, height)."""
     import cv2

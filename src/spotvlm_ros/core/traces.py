@@ -11,7 +11,8 @@ import numpy as np
 
 from spotvlm_ros.core._checks import finite, non_negative, positive, require
 
-TRACE_KINDS = ('constant', 'uniform', 'normal', 'lognormal', 'pareto', 'spikes', 'outages')
+TRACE_KINDS = ('constant', 'uniform', 'normal', 'lognormal', 'pareto', 'spikes', 'outages',
+               'pareto_outages')
 
 # Words a CSV delay cell may hold to mean "no reply ever" (besides an empty cell).
 _OUTAGE_WORDS = frozenset({'', 'nan', 'inf', '+inf', 'none', 'outage', 'null'})
@@ -227,9 +228,19 @@ def _spikes(rng, times, step_s, base_s, jitter_s, spike_s, period_s, width_s, ph
 def _outages(rng, times, step_s, base_s, jitter_s, mean_gap_s, mean_outage_s):
     non_negative('base_s', base_s)
     non_negative('jitter_s', jitter_s)
+    delays = np.maximum(base_s + rng.normal(0.0, jitter_s, times.size), 0.0)
+    return _add_outages(rng, delays, times, step_s, mean_gap_s, mean_outage_s)
+
+
+def _pareto_outages(rng, times, step_s, scale_s, alpha, max_s, mean_gap_s, mean_outage_s):
+    delays = _pareto(rng, times, step_s, scale_s, alpha, max_s)
+    return _add_outages(rng, delays, times, step_s, mean_gap_s, mean_outage_s)
+
+
+def _add_outages(rng, delays, times, step_s, mean_gap_s, mean_outage_s):
+    """`delays` with outages (NaN) of exponential length at exponential gaps."""
     positive('mean_gap_s', mean_gap_s)
     positive('mean_outage_s', mean_outage_s)
-    delays = np.maximum(base_s + rng.normal(0.0, jitter_s, times.size), 0.0)
     end = times[-1] + step_s
     t = rng.exponential(mean_gap_s)
     while t < end:
@@ -249,6 +260,9 @@ _GENERATORS: dict[str, tuple[dict, Callable]] = {
                 'width_s': 1.0, 'phase_s': None}, _spikes),
     'outages': ({'base_s': 1.0, 'jitter_s': 0.2, 'mean_gap_s': 20.0, 'mean_outage_s': 3.0},
                 _outages),
+    # Heavy-tailed delays and outages together, the worst case of a cellular link.
+    'pareto_outages': ({'scale_s': 0.8, 'alpha': 1.5, 'max_s': 30.0, 'mean_gap_s': 20.0,
+                        'mean_outage_s': 3.0}, _pareto_outages),
 }
 
 

@@ -13,22 +13,13 @@ from spotvlm_msgs.msg import CloudContext, FusedContext
 
 from spotvlm_ros.core.context import ContextConfig, ContextStore
 from spotvlm_ros.core.focus import FocusConfig, focus_regions
-from spotvlm_ros.core.images import resize_image
+from spotvlm_ros.core.images import shrink
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (DiagnosticsPublisher, make_status, threshold_level)
 from spotvlm_ros.nodes.images import frame_or_skip
 from spotvlm_ros.nodes.params import declare, declare_config, require
 from spotvlm_ros.nodes.qos import CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
-
-
-def shrink(frame: np.ndarray, max_side: int) -> np.ndarray:
-    """`frame` with its long side at most `max_side` px."""
-    height, width = frame.shape[:2]
-    scale = max_side / max(height, width)
-    if scale >= 1.0:
-        return frame
-    return resize_image(frame, max(1, round(width * scale)), max(1, round(height * scale)))
 
 
 class ContextFuser(Node):

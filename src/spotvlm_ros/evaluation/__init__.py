@@ -1,0 +1,1 @@
+"""The evaluator: replay a bag under cloud-latency traces and score every strategy."""

@@ -1,0 +1,181 @@
+"""`spotvlm eval`: replay a bag under cloud-latency traces and score every strategy."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from spotvlm_ros.evaluation import records as R
+
+ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_PARAMS = ROOT / 'config' / 'spotvlm.yaml'
+# Mean delays of the README table, and a heavy-tailed trace with outages.
+DEFAULT_TRACES = ('constant:delay_s=0', 'constant:delay_s=1', 'constant:delay_s=3',
+                  'constant:delay_s=6', 'constant:delay_s=9',
+                  'pareto_outages:scale_s=1.5,alpha=1.3,mean_gap_s=8,mean_outage_s=3')
+# The default edge model was trained with 96-token focus views and answers boxes in ~40 tokens.
+DEFAULT_OVERRIDES = ('edge_node:focus.token_budget=96', 'edge_node:model.max_new_tokens=64')
+LIVE_TOLERANCE = 0.15  # |live - offline| mean accuracy, per strategy, that still agrees
+
+
+def trace_from_spec(spec: str, seed: int, duration_s: float):
+    """A LatencyTrace from 'kind[:key=value,...]' or a CSV path, named by its spec."""
+    from spotvlm_ros.cloud.server import load_trace
+
+    if spec.lower().endswith('.csv') or Path(spec).is_file():
+        trace = load_trace(spec, seed, duration_s)
+    else:
+        kind, _, rest = spec.partition(':')
+        trace = load_trace(kind, seed, duration_s, [p for p in rest.split(',') if p])
+    trace.name = spec
+    return trace
+
+
+def _arguments(argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='spotvlm eval', description=__doc__.splitlines()[0])
+    parser.add_argument('--bag', default=str(ROOT / 'bags' / 'sample_scene'))
+    parser.add_argument('--out', default='eval_results', help='results folder')
+    parser.add_argument('--edge', default=str(ROOT / 'models' / 'spotvlm-edge'))
+    parser.add_argument('--cloud', default=str(ROOT / 'models' / 'spotvlm-cloud'))
+    parser.add_argument('--trace', action='append', default=None, metavar='SPEC',
+                        help="'kind[:key=value,...]' or a CSV of time_s,delay_s (repeatable)")
+    parser.add_argument('--seed', type=int, default=0, help='seed of generated traces')
+    parser.add_argument('--strategies', default=','.join(R.STRATEGIES))
+    parser.add_argument('--question', action='append', default=None,
+                        help='only this question (repeatable; default: every question)')
+    parser.add_argument('--every', type=int, default=5, help='score every Nth frame')
+    parser.add_argument('--max-frames', type=int, default=None)
+    parser.add_argument('--deadline', type=float, default=1.0, help='seconds')
+    parser.add_argument('--edge-time', choices=('fixed', 'measured'), default='fixed',
+                        help='edge inference time: a fixed cost (bit-identical runs) or measured')
+    parser.add_argument('--edge-cost', type=float, default=0.1, help='fixed edge cost, seconds')
+    parser.add_argument('--cloud-cost', type=float, default=0.0,
+                        help="the cloud model's own time added to each delay, seconds")
+    parser.add_argument('--params-file', default=str(DEFAULT_PARAMS))
+    parser.add_argument('-p', '--param', action='append', default=[], metavar='NODE:NAME=VALUE')
+    parser.add_argument('--live', action='store_true',
+                        help='also run the real nodes on the bag and compare (slow)')
+    parser.add_argument('--live-question', default='What colour is the traffic light?')
+    parser.add_argument('--live-trace', default='constant:delay_s=1')
+    parser.add_argument('--threads', type=int, default=1, help='torch threads')
+    parser.add_argument('--no-progress', action='store_true')
+    return parser.parse_args(argv)
+
+
+def settings_from(args, params: dict):
+    """OfflineSettings from the flags and the nodes' parameters."""
+    from spotvlm_ros.core.context import ContextConfig
+    from spotvlm_ros.core.focus import FocusConfig
+    from spotvlm_ros.core.keyframes import KeyframeConfig
+    from spotvlm_ros.evaluation.offline import OfflineSettings
+    from spotvlm_ros.evaluation.params import config_from
+
+    edge, bridge, fuser = (params.get(n, {}) for n in ('edge_node', 'cloud_bridge',
+                                                       'context_fuser'))
+    return OfflineSettings(
+        deadline_s=args.deadline, every=args.every,
+        edge_cost_s=args.edge_cost if args.edge_time == 'fixed' else None,
+        cloud_cost_s=args.cloud_cost,
+        cloud_timeout_s=float(bridge.get('cloud.timeout_s', 12.0)),
+        frame_ring_size=int(fuser.get('frame_ring_size', 30)),
+        context=config_from(fuser, 'context', ContextConfig),
+        focus=config_from(edge, 'focus', FocusConfig),
+        keyframe=config_from(bridge, 'keyframe', KeyframeConfig))
+
+
+def load_models(args, params: dict):
+    """The edge and cloud backends, greedy, on the CPU."""
+    from spotvlm_ros.models.transformers_backend import TransformersBackend
+
+    edge_tokens = int(params.get('edge_node', {}).get('model.max_new_tokens', 64))
+    cloud_tokens = int(params.get('cloud_bridge', {}).get('cloud.max_tokens', 256))
+    return (TransformersBackend(args.edge, max_new_tokens=edge_tokens, warmup=False),
+            TransformersBackend(args.cloud, max_new_tokens=cloud_tokens, warmup=False))
+
+
+def run_offline(args, frames, params: dict, settings) -> list:
+    """Every strategy on every trace and question, scored."""
+    from tqdm import tqdm
+
+    from spotvlm_ros.evaluation.answering import Answerer
+    from spotvlm_ros.evaluation.metrics import score_record
+    from spotvlm_ros.evaluation.offline import simulate
+    from spotvlm_ros.evaluation.replay import questions_of
+
+    duration = frames[-1].stamp + 1.0
+    traces = [trace_from_spec(s, args.seed, max(60.0, duration))
+              for s in (args.trace or DEFAULT_TRACES)]
+    questions = args.question or questions_of(frames)
+    strategies = [s.strip() for s in args.strategies.split(',') if s.strip()]
+    edge, cloud = load_models(args, params)
+    answerer = Answerer(edge, cloud, settings.focus, settings.edge_cost_s, settings.cloud_cost_s)
+    bar = tqdm(total=len(traces) * len(questions), desc='offline', unit='question',
+               disable=args.no_progress, file=sys.stderr)
+    records = simulate(frames, traces, answerer, settings, strategies, questions, bar.update)
+    bar.close()
+    print(f'offline: {answerer.calls["edge"]} edge and {answerer.calls["cloud"]} cloud '
+          f'inferences', flush=True)
+    return [score_record(r) for r in records]
+
+
+def run_live(args, params: dict) -> list:
+    """The real nodes on the bag for the node strategies, scored."""
+    from spotvlm_ros.evaluation.live import run_live as live
+    from spotvlm_ros.evaluation.metrics import score_record
+
+    kind, _, rest = args.live_trace.partition(':')
+    records = live(Path(args.bag), Path(args.out), args.live_question, R.NODE_STRATEGIES,
+                   kind, [p for p in rest.split(',') if p], args.edge, args.cloud,
+                   extra_params=list(DEFAULT_OVERRIDES) + list(args.param))
+    for record in records:
+        record.trace = args.live_trace  # the offline name of the same trace
+    return [score_record(r) for r in records]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _arguments(argv)
+    import torch
+
+    from spotvlm_ros.evaluation.metrics import agreement, summarise
+    from spotvlm_ros.evaluation.params import node_params
+    from spotvlm_ros.evaluation.replay import load_bag
+    from spotvlm_ros.evaluation.report import write_results
+
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    try:
+        params = node_params(args.params_file, list(DEFAULT_OVERRIDES) + list(args.param))
+        settings = settings_from(args, params)
+        frames = load_bag(args.bag, max_frames=args.max_frames)
+    except (OSError, ValueError) as err:
+        print(f'spotvlm eval: {err}', file=sys.stderr)
+        return 2
+    records = run_offline(args, frames, params, settings)
+    rows = summarise(records, settings.deadline_s)
+    agreement_rows = None
+    if args.live:
+        live_args = argparse.Namespace(**{**vars(args), 'question': [args.live_question],
+                                          'trace': [args.live_trace],
+                                          'strategies': ','.join(R.NODE_STRATEGIES)})
+        offline = summarise(run_offline(live_args, frames, params, settings), settings.deadline_s)
+        live = summarise(run_live(args, params), settings.deadline_s)
+        agreement_rows = agreement(offline, live, LIVE_TOLERANCE)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    described = {'bag': Path(args.bag).name, 'frames': len(frames), 'every': args.every,
+                 'deadline_s': settings.deadline_s, 'edge_time': args.edge_time,
+                 'edge_cost_s': settings.edge_cost_s, 'cloud_cost_s': settings.cloud_cost_s,
+                 'edge_model': Path(args.edge).name, 'cloud_model': Path(args.cloud).name,
+                 'seed': args.seed, 'overrides': list(DEFAULT_OVERRIDES) + list(args.param),
+                 'agreement_tolerance': LIVE_TOLERANCE if args.live else None}
+    written = write_results(out, records, rows, described, agreement_rows)
+    print(f'{len(records)} records, {len(written)} files in {out} '
+          f'({time.perf_counter() - start:.0f} s)', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

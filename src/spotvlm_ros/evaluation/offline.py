@@ -1,0 +1,230 @@
+"""Offline mode: every strategy replayed on a simulated clock, events in exact time order.
+
+Deterministic: the bag, the traces, the settings and the models decide every number (with
+the fixed edge cost model; measured inference times vary from run to run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from spotvlm_ros.core._checks import non_negative, positive, positive_int, require
+from spotvlm_ros.core.context import ContextConfig, ContextStore
+from spotvlm_ros.core.focus import FocusConfig, focus_regions
+from spotvlm_ros.core.images import shrink
+from spotvlm_ros.core.keyframes import KeyframeConfig
+from spotvlm_ros.evaluation import records as R
+from spotvlm_ros.evaluation.cloud_sim import (
+    keyframe_requests, last_round_trip, mean_delay, round_trip)
+from spotvlm_ros.evaluation.records import AnswerRecord
+
+# Edge strategies: (history turns from the cloud, focus crops, the edge's own history).
+EDGE_INPUTS = {
+    R.EDGE_ONLY: (False, False, False),
+    R.EDGE_OWN_HISTORY: (False, False, True),
+    R.CONTEXT_TRANSFER: (True, True, False),
+    R.REPLACEMENT_ONLY: (True, False, False),
+    R.FOCUS_ONLY: (False, True, False),
+}
+
+
+@dataclass(frozen=True)
+class OfflineSettings:
+    """How the replay is simulated; the node parts come from the nodes' own configs."""
+
+    deadline_s: float = 1.0  # an answer later than this after its frame misses the deadline
+    every: int = 5  # score every Nth frame (all frames still feed the keyframe policy)
+    edge_cost_s: Optional[float] = 0.1  # fixed edge inference time; None: measured
+    cloud_cost_s: float = 0.0  # the cloud model's own time, added to the trace's delay
+    cloud_timeout_s: float = 12.0  # cloud.timeout_s of the bridge
+    frame_ring_size: int = 30  # the fuser's ring: older keyframes are not at hand for flow
+    context: ContextConfig = ContextConfig()
+    focus: FocusConfig = FocusConfig()
+    keyframe: KeyframeConfig = KeyframeConfig()
+
+    def __post_init__(self):
+        positive('deadline_s', self.deadline_s)
+        positive_int('every', self.every)
+        if self.edge_cost_s is not None:
+            non_negative('edge_cost_s', self.edge_cost_s)
+        non_negative('cloud_cost_s', self.cloud_cost_s)
+        positive('cloud_timeout_s', self.cloud_timeout_s)
+        positive_int('frame_ring_size', self.frame_ring_size)
+
+
+def simulate(frames: Sequence, traces: Sequence, answerer, settings: OfflineSettings,
+             strategies: Sequence[str] = R.STRATEGIES, questions: Sequence[str] = (),
+             progress: Callable[[], None] = lambda: None) -> list:
+    """Records of every strategy, trace and question on every `every`-th frame, in order."""
+    unknown = [s for s in strategies if s not in R.STRATEGIES]
+    require(not unknown, 'strategies', f'unknown {unknown}; known: {", ".join(R.STRATEGIES)}')
+    require(bool(frames), 'frames', 'the bag has no frames')
+    scored = frames[::settings.every]
+    stamps = [f.stamp for f in scored]
+    out = []
+    for trace in traces:
+        requests = keyframe_requests(frames, trace, settings.keyframe, settings.cloud_timeout_s,
+                                     settings.cloud_cost_s)
+        replay = _Replay(frames, trace, requests, answerer, settings,
+                         mean_delay(trace, stamps, settings.cloud_timeout_s))
+        for question in questions:
+            items = [(f, f.question(question)) for f in scored if f.question(question)]
+            store = replay.cloud_store(question)
+            for strategy in strategies:
+                out += replay.run(strategy, question, items, store)
+            progress()
+    return out
+
+
+class _Replay:
+    """One trace: the keyframe requests, and every strategy's answers to one question."""
+
+    def __init__(self, frames, trace, requests, answerer, settings: OfflineSettings,
+                 mean_delay_s: float):
+        self.frames = frames
+        self.trace = trace
+        self.requests = requests
+        self.answerer = answerer
+        self.settings = settings
+        self.mean_delay_s = mean_delay_s
+        self._by_seq = {r.seq: r for r in requests}
+
+    def record(self, strategy: str, frame, truth) -> AnswerRecord:
+        return AnswerRecord(strategy, self.trace.name, self.mean_delay_s, frame.index,
+                            frame.stamp, truth.question, truth.family, truth.answer,
+                            frame.size[0], frame.size[1])
+
+    def cloud_store(self, question: str) -> ContextStore:
+        """The fuser's store, holding every good reply, each hidden until it arrives."""
+        store = ContextStore(self.settings.context)
+        for request in self.requests:
+            if request.ok:
+                answer, _ = self.answerer.cloud(self.frames[request.frame_index], question,
+                                                request.seq)
+                store.add_cloud(answer, available_at=request.done_at)
+        return store
+
+    def run(self, strategy: str, question: str, items: list, store: ContextStore) -> list:
+        if strategy in EDGE_INPUTS:
+            return self.edge_strategy(strategy, items, store)
+        make = {R.CLOUD_LATEST: self.cloud_latest, R.CLOUD_WAIT: self.cloud_wait,
+                R.OFFLOAD: self.offload}[strategy]
+        return [make(self.record(strategy, frame, truth), frame, store)
+                for frame, truth in items]
+
+    # edge strategies ----------------------------------------------------------------------
+    def edge_strategy(self, strategy: str, items: list, cloud: ContextStore) -> list:
+        """The edge node's worker: one answer at a time, the newest waiting frame next."""
+        use_history, use_focus, own = EDGE_INPUTS[strategy]
+        mine = ContextStore(dataclasses.replace(self.settings.context, own_history=True))
+        records = {frame.index: self.record(strategy, frame, truth) for frame, truth in items}
+
+        def run(item, start: float) -> float:
+            frame, truth = item
+            turns = cloud.turns_for(frame.stamp) if use_history else []
+            if own:
+                turns = mine.turns_for(frame.stamp)
+            regions = self.focus_for(frame, cloud) if use_focus else []
+            answer = self.answerer.edge(frame, truth.question, turns, regions)
+            done = start + answer.cost_s
+            newest = max((t.source_stamp for t in turns), default=None)
+            if newest is None and regions:
+                newest = cloud.newest_cloud(frame.stamp).keyframe_stamp
+            _answered(records[frame.index], answer, done, frame.stamp,
+                      context_age_s=None if newest is None or own else frame.stamp - newest,
+                      used_context=bool(turns), used_focus=answer.crops > 0)
+            if own:
+                mine.add_edge(frame.stamp, truth.question, answer.text, available_at=done)
+            return done
+
+        latest_first(items, lambda item: item[0].stamp, run)
+        return list(records.values())
+
+    def focus_for(self, frame, store: ContextStore) -> list:
+        """The fuser's focus regions: the newest reply's boxes carried to this frame."""
+        newest = store.newest_cloud(frame.stamp)
+        if newest is None or not newest.regions:
+            return []
+        key = self.frames[self._by_seq[newest.keyframe_seq].frame_index]
+        # The fuser tracks from its ring of recent frames, kept at flow resolution.
+        in_ring = frame.index - key.index < self.settings.frame_ring_size
+        key_image = shrink(key.image, self.settings.focus.flow_max_side) if in_ring else None
+        return focus_regions(newest.regions, newest.image_size, frame.size,
+                             frame.stamp - newest.keyframe_stamp, self.settings.focus,
+                             key_image=key_image, cur_image=frame.image)
+
+    # cloud strategies ---------------------------------------------------------------------
+    def cloud_latest(self, record: AnswerRecord, frame, store: ContextStore) -> AnswerRecord:
+        """The newest reply already back, whatever frame it was about."""
+        newest = store.newest_cloud(frame.stamp)
+        if newest is None:
+            return record
+        key = self.frames[self._by_seq[newest.keyframe_seq].frame_index]
+        _, raw = self.answerer.cloud(key, record.question, newest.keyframe_seq)
+        return _answered(record, raw, frame.stamp, key.stamp,
+                         context_age_s=frame.stamp - key.stamp)
+
+    def cloud_wait(self, record: AnswerRecord, frame, store: ContextStore) -> AnswerRecord:
+        """This very frame sent to the cloud; its reply when it comes back, if it does."""
+        rtt = round_trip(self.trace, frame.stamp, self.settings.cloud_timeout_s,
+                         self.settings.cloud_cost_s)
+        if rtt is None:
+            return record
+        _, raw = self.answerer.cloud(frame, record.question)
+        return _answered(record, raw, frame.stamp + rtt, frame.stamp)
+
+    def offload(self, record: AnswerRecord, frame, store: ContextStore) -> AnswerRecord:
+        """The cloud when the last measured round trip meets the deadline, else the edge;
+        an offloaded frame whose reply misses the deadline falls back to the edge then."""
+        deadline = self.settings.deadline_s
+        predicted = last_round_trip(self.requests, frame.stamp)
+        start = frame.stamp
+        if predicted is not None and predicted <= deadline:
+            rtt = round_trip(self.trace, frame.stamp, self.settings.cloud_timeout_s,
+                             self.settings.cloud_cost_s)
+            if rtt is not None and rtt <= deadline:
+                _, raw = self.answerer.cloud(frame, record.question)
+                return _answered(record, raw, frame.stamp + rtt, frame.stamp)
+            start = frame.stamp + deadline
+        answer = self.answerer.edge(frame, record.question)
+        return _answered(record, answer, start + answer.cost_s, frame.stamp)
+
+
+def _answered(record: AnswerRecord, answer, answered_at: float, source_stamp: float,
+              context_age_s: Optional[float] = None, used_context: bool = False,
+              used_focus: bool = False) -> AnswerRecord:
+    """Fill `record` in place with an answer available at `answered_at`; returns it."""
+    record.answered = True
+    record.answer = answer.text
+    record.answered_at = answered_at
+    record.latency_s = answered_at - record.frame_stamp
+    record.source_stamp = source_stamp
+    record.context_age_s = context_age_s
+    record.used_context = used_context
+    record.used_focus = used_focus
+    record.prompt_tokens = answer.prompt_tokens
+    record.new_tokens = answer.new_tokens
+    return record
+
+
+def latest_first(items: Sequence, stamp_of: Callable, run: Callable) -> list:
+    """One worker, the newest waiting item next (older waiting ones are dropped).
+
+    `run(item, start)` does the work and returns when it is done; returns the dropped items.
+    """
+    free_at, waiting, dropped = -math.inf, None, []
+    for item in items:
+        if waiting is not None and free_at <= stamp_of(item):
+            free_at, waiting = run(waiting, free_at), None
+        if waiting is None and free_at <= stamp_of(item):
+            free_at = run(item, stamp_of(item))
+        else:
+            if waiting is not None:
+                dropped.append(waiting)
+            waiting = item
+    if waiting is not None:
+        run(waiting, max(free_at, stamp_of(waiting)))
+    return dropped

@@ -1,0 +1,74 @@
+"""One record per (strategy, trace, frame, question): what was answered, when, and how well."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+# Strategies, in the order the tables list them.
+EDGE_ONLY = 'edge_only'  # the edge model alone, no history
+EDGE_OWN_HISTORY = 'edge_own_history'  # the edge model with its own earlier answers as history
+CLOUD_LATEST = 'cloud_latest'  # the newest cloud answer already back, however old
+CLOUD_WAIT = 'cloud_wait'  # every frame to the cloud; its answer when it comes back
+OFFLOAD = 'offload'  # to the cloud when the predicted delay meets the deadline, else the edge
+CONTEXT_TRANSFER = 'context_transfer'  # the edge with cloud history turns and focus crops
+REPLACEMENT_ONLY = 'replacement_only'  # ablation: history turns only
+FOCUS_ONLY = 'focus_only'  # ablation: focus crops only
+STRATEGIES = (EDGE_ONLY, EDGE_OWN_HISTORY, CLOUD_LATEST, CLOUD_WAIT, OFFLOAD, CONTEXT_TRANSFER,
+              REPLACEMENT_ONLY, FOCUS_ONLY)
+# The strategies the edge node itself runs (its `strategy` parameter): live mode runs these.
+NODE_STRATEGIES = (CONTEXT_TRANSFER, REPLACEMENT_ONLY, FOCUS_ONLY, EDGE_ONLY)
+
+
+@dataclass
+class AnswerRecord:
+    """One question about one frame, answered (or not) by one strategy under one trace.
+
+    Times are seconds on the bag's clock, from its first frame.
+    """
+
+    strategy: str
+    trace: str  # the trace's name
+    mean_delay_s: float  # mean delay of the trace's answered requests over the bag
+    frame_index: int  # index of the frame among the bag's frames
+    frame_stamp: float
+    question: str
+    family: str  # description, vqa or grounding
+    truth: str  # the true answer (grounding: bbox_2d JSON in frame pixels)
+    width: int  # the frame's size, for grounding boxes
+    height: int
+    answered: bool = False
+    answer: str = ''  # the raw reply; '' when not answered
+    answered_at: Optional[float] = None  # when the answer was there to use
+    latency_s: Optional[float] = None  # answered_at - frame_stamp
+    source_stamp: Optional[float] = None  # stamp of the frame the answer was computed on
+    context_age_s: Optional[float] = None  # frame_stamp minus the newest cloud keyframe used
+    used_context: bool = False  # history turns were in the prompt
+    used_focus: bool = False  # focus crops were in the prompt
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    score: Optional[float] = None  # 0..1, set by metrics.score_record
+
+
+def to_json_line(record: AnswerRecord) -> str:
+    """The record as one JSON line, keys in field order (stable across runs)."""
+    return json.dumps(dataclasses.asdict(record), ensure_ascii=False, allow_nan=False)
+
+
+def write_jsonl(path: Union[str, Path], records: Iterable[AnswerRecord]) -> int:
+    """Write records one per line; how many."""
+    count = 0
+    with open(path, 'w', encoding='utf-8') as f:
+        for record in records:
+            f.write(to_json_line(record) + '\n')
+            count += 1
+    return count
+
+
+def read_jsonl(path: Union[str, Path]) -> list:
+    """The records of a JSONL file written by write_jsonl."""
+    with open(path, encoding='utf-8') as f:
+        return [AnswerRecord(**json.loads(line)) for line in f if line.strip()]

@@ -1,0 +1,184 @@
+"""Offline replay: causal, deterministic, and each strategy does what its name says."""
+
+import dataclasses
+import filecmp
+import math
+from pathlib import Path
+
+import pytest
+
+from spotvlm_ros.core.keyframes import KeyframeConfig
+from spotvlm_ros.core.traces import LatencyTrace
+from spotvlm_ros.evaluation import records as R
+from spotvlm_ros.evaluation.answering import Answerer
+from spotvlm_ros.evaluation.cloud_sim import keyframe_requests, last_round_trip, mean_delay
+from spotvlm_ros.evaluation.main import main as eval_main, trace_from_spec
+from spotvlm_ros.evaluation.offline import OfflineSettings, latest_first, simulate
+from spotvlm_ros.evaluation.replay import load_bag
+
+ROOT = Path(__file__).resolve().parents[2]
+BAG = ROOT / 'bags' / 'sample_scene'
+LIGHT = 'What colour is the traffic light?'
+WHERE_VEHICLE = 'Where is the nearest vehicle?'
+
+
+@pytest.fixture(scope='module')
+def frames():
+    return load_bag(BAG, max_frames=40)
+
+
+@pytest.fixture(scope='module')
+def answerer():
+    import torch
+
+    from spotvlm_ros.core.focus import FocusConfig
+    from spotvlm_ros.models.transformers_backend import TransformersBackend
+
+    torch.set_num_threads(1)
+    edge = TransformersBackend(ROOT / 'models' / 'spotvlm-edge', max_new_tokens=64, warmup=False)
+    cloud = TransformersBackend(ROOT / 'models' / 'spotvlm-cloud', max_new_tokens=128,
+                                warmup=False)
+    return Answerer(edge, cloud, FocusConfig(token_budget=96))
+
+
+def constant(delay_s: float) -> LatencyTrace:
+    trace = LatencyTrace.generate('constant', 0, 60.0, delay_s=delay_s)
+    trace.name = f'constant {delay_s} s'
+    return trace
+
+
+def by(records, strategy):
+    return [r for r in records if r.strategy == strategy]
+
+
+def test_bag_frames_carry_their_ground_truth(frames):
+    assert [f.index for f in frames] == list(range(40))
+    assert frames[0].stamp == 0.0 and frames[10].stamp == pytest.approx(1.0, abs=1e-6)
+    assert all(f.question(LIGHT) is not None for f in frames)
+    assert frames[0].size == (448, 336)
+
+
+def test_keyframes_follow_the_bridge_policy_and_the_trace(frames):
+    config = KeyframeConfig(max_in_flight=1, min_interval_s=0.5, max_interval_s=3.0,
+                            change_threshold=0.0)  # every frame counts as changed
+    requests = keyframe_requests(frames, constant(1.0), config, timeout_s=12.0)
+    # One in flight at a time: the next keyframe goes once the last reply is back.
+    assert [r.sent_at for r in requests[:3]] == pytest.approx([0.0, 1.0, 2.0], abs=1e-6)
+    assert all(r.ok and r.done_at == pytest.approx(r.sent_at + 1.0) for r in requests)
+    assert last_round_trip(requests, 0.99) is None
+    assert last_round_trip(requests, 1.0) == pytest.approx(1.0)
+
+
+def test_an_outage_times_out_and_opens_the_breaker(frames):
+    down = LatencyTrace([0.0, 100.0], [math.nan, math.nan])
+    config = KeyframeConfig(max_in_flight=4, min_interval_s=0.1, max_interval_s=0.2,
+                            change_threshold=0.0, breaker_failures=2, breaker_cooldown_s=10.0)
+    requests = keyframe_requests(frames, down, config, timeout_s=0.5)
+    assert requests and not any(r.ok for r in requests)
+    assert all(r.done_at == pytest.approx(r.sent_at + 0.5) for r in requests)
+    # Two failures open the circuit: nothing more is sent within its 10 s cooldown.
+    assert len(requests) <= 6
+    assert last_round_trip(requests, 3.9) == math.inf
+    assert mean_delay(down, [0.0, 1.0], timeout_s=0.5) == 0.5
+
+
+def test_latest_first_drops_what_a_busy_worker_cannot_reach():
+    done = []
+
+    def run(item, start):
+        done.append((item, start))
+        return start + 0.25  # slower than the 0.1 s between items
+
+    dropped = latest_first([0.0, 0.1, 0.2, 0.3, 0.4], lambda t: t, run)
+    assert done == [(0.0, 0.0), (0.2, 0.25), (0.4, 0.5)]
+    assert dropped == [0.1, 0.3]
+
+
+def test_no_strategy_sees_the_future(frames, answerer):
+    """Cutting the bag after a frame changes nothing up to that frame."""
+    settings = OfflineSettings(every=2, edge_cost_s=0.3)
+    traces = [constant(1.0), LatencyTrace.generate('pareto_outages', 4, 60.0)]
+    full = simulate(frames, traces, answerer, settings, questions=[LIGHT])
+    cut = simulate(frames[:25], traces, answerer, settings, questions=[LIGHT])
+    # (The trace's mean delay is over the whole bag: the one field allowed to differ.)
+    full_early = [dataclasses.replace(r, mean_delay_s=0) for r in full if r.frame_index < 24]
+    cut_early = [dataclasses.replace(r, mean_delay_s=0) for r in cut if r.frame_index < 24]
+    assert cut_early == full_early
+    for r in full:
+        assert not r.answered or r.answered_at >= r.frame_stamp
+        if r.context_age_s is not None:
+            assert r.context_age_s >= 0
+    # A constant 1 s delay: no cloud information younger than 1 s is ever used.
+    ages = [r.context_age_s for r in full if r.trace == traces[0].name
+            and r.context_age_s is not None]
+    assert ages and min(ages) >= 1.0 - 1e-9
+
+
+def test_strategies_differ_as_their_names_say(frames, answerer):
+    settings = OfflineSettings(every=5, edge_cost_s=0.1, deadline_s=1.0)
+    fast, slow = constant(0.5), constant(3.0)
+    records = simulate(frames, [fast, slow], answerer, settings, questions=[WHERE_VEHICLE])
+    fast_records = [r for r in records if r.trace == fast.name]
+    slow_records = [r for r in records if r.trace == slow.name]
+    # The edge alone ignores the cloud: the same answers under any delay.
+    assert [r.answer for r in by(fast_records, R.EDGE_ONLY)] == \
+        [r.answer for r in by(slow_records, R.EDGE_ONLY)]
+    assert all(not r.used_context and not r.used_focus for r in by(records, R.EDGE_ONLY))
+    # Waiting for the cloud costs exactly the delay.
+    assert {round(r.latency_s, 6) for r in by(slow_records, R.CLOUD_WAIT)} == {3.0}
+    # Offloading goes to the cloud only when the last round trip met the deadline.
+    assert {round(r.latency_s, 6) for r in by(slow_records, R.OFFLOAD)} == {0.1}
+    assert 0.5 in {round(r.latency_s, 6) for r in by(fast_records, R.OFFLOAD)}
+    # The ablations use what their names say, once a reply is back.
+    late = [r for r in by(slow_records, R.REPLACEMENT_ONLY) if r.frame_stamp >= 3.0]
+    assert late and all(r.used_context and not r.used_focus for r in late)
+    assert all(not r.used_context for r in by(records, R.FOCUS_ONLY))
+    # Nothing from the cloud before the first reply is back.
+    assert all(not r.answered for r in by(slow_records, R.CLOUD_LATEST) if r.frame_stamp < 3.0)
+
+
+def test_measured_time_replaces_the_fixed_cost(frames, answerer):
+    measured = Answerer(answerer.edge_backend, answerer.cloud_backend, answerer.focus,
+                        edge_cost_s=None)
+    settings = OfflineSettings(every=10, edge_cost_s=None)
+    records = simulate(frames, [constant(1.0)], measured, settings, [R.EDGE_ONLY], [LIGHT])
+    latencies = {r.latency_s for r in records}
+    assert all(0 < t < 5 for t in latencies) and 0.1 not in latencies
+
+
+def test_trace_specs_are_named_by_their_spec(tmp_path):
+    trace = trace_from_spec('constant:delay_s=2.5', 0, 30.0)
+    assert trace.name == 'constant:delay_s=2.5' and trace.delay_at(7.0) == 2.5
+    path = tmp_path / 'link.csv'
+    path.write_text('time_s,delay_s\n0,1.5\n1,nan\n')
+    recorded = trace_from_spec(str(path), 0, 30.0)
+    assert recorded.delay_at(0.5) == 1.5 and recorded.delay_at(1.5) is None
+    with pytest.raises(ValueError, match='unknown trace kind'):
+        trace_from_spec('wobbly:delay_s=1', 0, 30.0)
+
+
+@pytest.mark.slow
+def test_two_offline_runs_write_identical_files(tmp_path):
+    argv = ['--bag', str(BAG), '--max-frames', '20', '--every', '4', '--no-progress',
+            '--trace', 'constant:delay_s=1', '--trace', 'pareto_outages:mean_gap_s=3',
+            '--question', LIGHT, '--question', WHERE_VEHICLE, '--question', 'Describe the scene.']
+    assert eval_main(argv + ['--out', str(tmp_path / 'a')]) == 0
+    assert eval_main(argv + ['--out', str(tmp_path / 'b')]) == 0
+    names = sorted(p.name for p in (tmp_path / 'a').iterdir())
+    assert {'records.jsonl', 'metrics.csv', 'metrics.json', 'report.md', 'report.html',
+            'accuracy_vs_delay.png', 'latency_cdf.png', 'context_age_hist.png'} <= set(names)
+    match, mismatch, errors = filecmp.cmpfiles(tmp_path / 'a', tmp_path / 'b', names,
+                                               shallow=False)
+    assert mismatch == [] and errors == [] and sorted(match) == names
+    records = R.read_jsonl(tmp_path / 'a' / 'records.jsonl')
+    assert len(records) == 2 * 3 * len(R.STRATEGIES) * 5  # traces x questions x strategies x frames
+    assert all(r.score is not None for r in records)
+
+
+def test_a_bag_without_ground_truth_is_refused(tmp_path, capsys):
+    from spotvlm_ros.bags import moving_box_frames, write_image_bag
+
+    bag = tmp_path / 'plain'
+    write_image_bag(bag, moving_box_frames(3, 64, 48), 0.1)
+    assert eval_main(['--bag', str(bag), '--out', str(tmp_path / 'out'), '--no-progress']) == 2
+    assert 'no ground truth' in capsys.readouterr().err
