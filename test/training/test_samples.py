@@ -8,7 +8,7 @@ from spotvlm_ros.cloud.prompts import FORMAT_PIXELS
 from spotvlm_ros.models.prompt import build_messages
 from spotvlm_ros.scenes.truth import GROUNDING, frame_truth
 from spotvlm_ros.scenes.world import sample_scene
-from spotvlm_ros.training.batches import IGNORE, encode_batch
+from spotvlm_ros.training.batches import IGNORE, encode_batch, weighted_loss
 from spotvlm_ros.training.samples import (EDGE_FOCUS, cloud_sample, cloud_target, edge_sample,
                                           jitter_regions, regions_of, teacher_turn)
 from spotvlm_ros.core.focus import plan_focus_from_config
@@ -66,3 +66,31 @@ def test_labels_cover_only_answer_and_end(frame_and_truth, processor):
     for row, sample in enumerate(samples):
         kept = batch['labels'][row][batch['labels'][row] != IGNORE].tolist()
         assert tok.decode(kept) == sample.target + '<|im_end|>'
+
+
+def test_key_tokens_spell_the_short_answer_and_weigh_more(frame_and_truth, processor):
+    frame, truth = frame_and_truth
+    qa = next(q for q in truth.qa if q.family != GROUNDING)
+    sample = cloud_sample(frame, qa)
+    batch = encode_batch(processor, [sample], key_weight=5.0)
+    heavy = batch['input_ids'][0][batch['weights'][0] == 5.0].tolist()
+    assert processor.tokenizer.decode(heavy).startswith(qa.answer)
+    assert len(processor.tokenizer.decode(heavy)) <= len(qa.answer) + 2
+    assert set(batch['weights'][0][batch['labels'][0] == IGNORE].tolist()) == {0.0}
+
+
+def test_weighted_loss_at_weight_one_is_the_models_own_loss(frame_and_truth, processor):
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    frame, truth = frame_and_truth
+    from spotvlm_ros.models.tiny import tiny_checkpoint
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint(), local_files_only=True,
+                                                        dtype=torch.float32)
+    batch = encode_batch(processor, [cloud_sample(frame, q) for q in truth.qa[:2]])
+    weights = batch.pop('weights')
+    with torch.no_grad():
+        own = model(**batch).loss
+        labels = batch.pop('labels')
+        ours = weighted_loss(model(**batch).logits, labels, weights)
+    assert torch.isclose(own, ours, rtol=1e-4)

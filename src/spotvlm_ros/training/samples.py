@@ -30,6 +30,8 @@ class Sample:
     messages: list
     target: str
     family: str
+    # Characters at the start of the target that are the answer itself; 0: all of it is.
+    key_chars: int = 0
 
 
 def region_label(kind: str) -> str:
@@ -54,8 +56,12 @@ def cloud_target(qa: QA) -> str:
 
 
 def cloud_sample(frame: np.ndarray, qa: QA) -> Sample:
+    # The short answer is one or two tokens before ~40 of JSON digits: mark it, so that the
+    # loss can weigh it (grounding's first line only repeats the question, its boxes count).
+    target = cloud_target(qa)
+    key = 0 if qa.family == GROUNDING else len(target.split('\n')[0])
     return Sample(build_messages(frame, qa.question, system_prompt=CLOUD_SYSTEM_PROMPT),
-                  cloud_target(qa), qa.family)
+                  target, qa.family, key)
 
 
 def jitter_regions(regions, age_s: float, rng: np.random.Generator) -> list:

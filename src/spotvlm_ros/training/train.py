@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from spotvlm_ros.training.batches import encode_batch
+from spotvlm_ros.training.batches import encode_batch, weighted_loss
 from spotvlm_ros.training.data import ROLES, draw_sample
 from spotvlm_ros.training.checkpoint import ROLE_SPECS, build_role_checkpoint
 from spotvlm_ros.training.pool import build_pool
@@ -41,7 +41,7 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
 
 def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: int,
           pool: dict, log=print, max_s: float = float('inf'),
-          init_from: Optional[Path] = None) -> dict:
+          init_from: Optional[Path] = None, key_weight: float = 1.0) -> dict:
     """Build the role's model, train it, save it as fp16 safetensors; the run's summary."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -67,8 +67,10 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
             break
         for group in optimiser.param_groups:
             group['lr'] = lr_at(step, steps, lr, warmup=min(100, steps // 10 + 1))
-        batch = encode_batch(processor, [draw_sample(pool, role, rng) for _ in range(batch_size)])
-        loss = model(**batch).loss
+        batch = encode_batch(processor, [draw_sample(pool, role, rng) for _ in range(batch_size)],
+                             key_weight=key_weight)
+        labels, weights = batch.pop('labels'), batch.pop('weights')
+        loss = weighted_loss(model(**batch).logits, labels, weights)
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -81,7 +83,8 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
     model.to(torch.float16).save_pretrained(out)
     processor.save_pretrained(out)
     summary = {'role': role, 'max_pixels': spec['max_pixels'],
-               'steps_planned': steps, 'steps': len(losses), 'batch_size': batch_size, 'lr': lr, 'seed': seed,
+               'steps_planned': steps, 'steps': len(losses), 'batch_size': batch_size, 'lr': lr,
+               'seed': seed, 'key_weight': key_weight,
                'train_scenes': len(pool), 'first_loss': float(np.mean(losses[:25])),
                'final_loss': float(np.mean(losses[-25:])),
                'train_s': round(time.perf_counter() - start, 1),
@@ -110,6 +113,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='stop early (and save) past this much training time')
     parser.add_argument('--init-from', default=None,
                         help='start from this checkpoint of the same role (a second stage)')
+    parser.add_argument('--key-weight', type=float, default=1.0,
+                        help="loss weight of the short answer's tokens in a cloud reply")
     parser.add_argument('--pool-cache', default=None, help='pickle file to reuse the pool')
     args = parser.parse_args(argv)
     import torch
@@ -121,7 +126,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'pool: {len(pool)} scenes in {time.perf_counter() - t0:.0f} s', flush=True)
     summary = train(args.role, Path(args.out_dir), args.steps, args.batch_size, args.lr,
                     args.seed, pool, log=lambda m: print(m, flush=True),
-                    max_s=args.max_minutes * 60, init_from=args.init_from)
+                    max_s=args.max_minutes * 60, init_from=args.init_from,
+                    key_weight=args.key_weight)
     print(json.dumps(summary), flush=True)
     return 0
 
