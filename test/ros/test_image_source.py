@@ -77,3 +77,40 @@ def test_a_bag_keeps_recorded_stamps_and_passes_ground_truth_through(node, tmp_p
     # The publisher is created on the first ground-truth message, which may go out before
     # this subscription matched; every later one arrives intact and in order.
     assert [s.data for s in strings] == truths[len(truths) - len(strings):]
+
+
+def test_restamped_frames_and_their_ground_truth_share_one_stamp(node, tmp_path):
+    from geometry_msgs.msg import PointStamped
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    Img, Point, PointMsg, Header, Time = (store.types[n] for n in (
+        'sensor_msgs/msg/Image', 'geometry_msgs/msg/PointStamped', 'geometry_msgs/msg/Point',
+        'std_msgs/msg/Header', 'builtin_interfaces/msg/Time'))
+    with Writer(tmp_path / 'bag', version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        images = writer.add_connection('/camera/image_raw', Img.__msgtype__, typestore=store)
+        truth = writer.add_connection('/ground_truth', Point.__msgtype__, typestore=store)
+        for i, frame in enumerate(moving_box_frames(6, 64, 48)):
+            t_ns = 1_000_000_000 * 1000 + i * 100_000_000
+            header = Header(stamp=Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9), frame_id='cam')
+            writer.write(images, t_ns, store.serialize_cdr(Img(
+                header=header, height=48, width=64, encoding='rgb8', is_bigendian=0, step=192,
+                data=frame.reshape(-1)), Img.__msgtype__))
+            # Recorded at the image's time, as make-bag records its ground truth.
+            writer.write(truth, t_ns, store.serialize_cdr(Point(
+                header=header, point=PointMsg(x=float(i), y=0.0, z=0.0)), Point.__msgtype__))
+    images = collect(node, Image, 'image', image_qos(True))
+    # Transient local: the source keeps its last 100, so a late match loses nothing.
+    points = collect(node, PointStamped, 'ground_truth', QoSProfile(
+        depth=100, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    proc = start_node('image_source', tmp_path, **SOURCE, **{
+        'source.kind': 'bag', 'source.path': str(tmp_path / 'bag'), 'restamp': True,
+        'rate_factor': 4.0})
+    assert wait_until(node, lambda: len(images) >= 6 and len(points) >= 6, 60), \
+        f'{len(images)} images, {len(points)} ground-truth messages'
+    assert proc.wait(30) == 0
+    stamp = lambda m: (m.header.stamp.sec, m.header.stamp.nanosec)
+    assert [p.point.x for p in points] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert [stamp(p) for p in points] == [stamp(m) for m in images]
+    assert stamp(images[0])[0] != 1000, 'the frames were not restamped'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -129,9 +130,8 @@ def run_live(args, params: dict) -> list:
     kind, _, rest = args.live_trace.partition(':')
     records = live(Path(args.bag), Path(args.out), args.live_question, R.NODE_STRATEGIES,
                    kind, [p for p in rest.split(',') if p], args.edge, args.cloud,
-                   extra_params=list(DEFAULT_OVERRIDES) + list(args.param))
-    for record in records:
-        record.trace = args.live_trace  # the offline name of the same trace
+                   extra_params=list(DEFAULT_OVERRIDES) + list(args.param),
+                   trace_name=args.live_trace, seed=args.seed)
     return [score_record(r) for r in records]
 
 
@@ -141,6 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from spotvlm_ros.evaluation.metrics import agreement, summarise
     from spotvlm_ros.evaluation.params import node_params
+    from spotvlm_ros.evaluation.records import write_jsonl
     from spotvlm_ros.evaluation.replay import load_bag
     from spotvlm_ros.evaluation.report import write_results
 
@@ -157,12 +158,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = summarise(records, settings.deadline_s)
     agreement_rows = None
     if args.live:
+        # The same question, trace and strategies offline, on every frame as live answers them.
         live_args = argparse.Namespace(**{**vars(args), 'question': [args.live_question],
                                           'trace': [args.live_trace],
                                           'strategies': ','.join(R.NODE_STRATEGIES)})
-        offline = summarise(run_offline(live_args, frames, params, settings), settings.deadline_s)
-        live = summarise(run_live(args, params), settings.deadline_s)
-        agreement_rows = agreement(offline, live, LIVE_TOLERANCE)
+        every_frame = dataclasses.replace(settings, every=1)
+        offline = summarise(run_offline(live_args, frames, params, every_frame),
+                            settings.deadline_s)
+        live_records = run_live(args, params)
+        write_jsonl(Path(args.out) / 'live' / 'records.jsonl', live_records)
+        agreement_rows = agreement(offline, summarise(live_records, settings.deadline_s),
+                                   LIVE_TOLERANCE)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     described = {'bag': Path(args.bag).name, 'frames': len(frames), 'every': args.every,

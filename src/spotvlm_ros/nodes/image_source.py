@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import threading
 import time
@@ -9,6 +10,7 @@ from typing import Iterator
 
 import rclpy
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
 from spotvlm_ros.nodes import convert
@@ -17,10 +19,11 @@ from spotvlm_ros.nodes.frame_sources import (
     Frame, SourceError, bag_frames, bag_topics, capture_frames, folder_frames)
 from spotvlm_ros.nodes.images import rgb_to_image
 from spotvlm_ros.nodes.params import declare, require
-from spotvlm_ros.nodes.qos import image_qos
+from spotvlm_ros.nodes.qos import PASSTHROUGH_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
 
 KINDS = ('folder', 'video', 'camera', 'bag')
+RESTAMP_MEMORY = 64  # recorded times whose new stamp is kept for the messages recorded with them
 
 
 class ImageSource(Node):
@@ -56,6 +59,7 @@ class ImageSource(Node):
                                                       image_qos(reliable))
                                 if self.compressed else None)
         self._passthrough_pubs: dict = {}
+        self._restamps: collections.OrderedDict = collections.OrderedDict()
         self.published = 0
         self.exit_code = 0  # 1 when the source could not be read: supervisors must see it
         self._stop = threading.Event()
@@ -119,13 +123,24 @@ class ImageSource(Node):
             else:
                 self._publish(frame)
 
+    def _stamp_for(self, time_s):
+        """The stamp of whatever was recorded at `time_s`: now, once per recorded time, when
+        restamping, so a frame and the messages recorded with it keep one stamp."""
+        if time_s is None:
+            return self.get_clock().now().to_msg()
+        if not self.restamp:
+            return convert.to_stamp(time_s)
+        stamp = self._restamps.get(time_s)
+        if stamp is None:
+            stamp = self._restamps[time_s] = self.get_clock().now().to_msg()
+            while len(self._restamps) > RESTAMP_MEMORY:
+                self._restamps.popitem(last=False)
+        return stamp
+
     def _publish(self, frame: Frame) -> None:
         msg = rgb_to_image(frame.rgb)
         msg.header.frame_id = self.frame_id
-        if self.restamp or frame.time_s is None:
-            msg.header.stamp = self.get_clock().now().to_msg()
-        else:
-            msg.header.stamp = convert.to_stamp(frame.time_s)
+        msg.header.stamp = self._stamp_for(frame.time_s)
         self._pub.publish(msg)
         if self._pub_compressed is not None:
             self._pub_compressed.publish(self._compress(frame, msg.header))
@@ -139,15 +154,25 @@ class ImageSource(Node):
 
     def _pass_through(self, frame: Frame) -> None:
         pub = self._passthrough_publisher(frame.topic, frame.msgtype)
-        if pub:
+        if not pub:
+            return
+        if not self.restamp:
             pub.publish(frame.raw)
+            return
+        # Restamped like the frame recorded with it, so consumers (the evaluator's ground
+        # truth, say) match the two by stamp as they could in the bag.
+        msg = deserialize_message(frame.raw, pub.msg_type)
+        if hasattr(msg, 'header'):
+            msg.header.stamp = self._stamp_for(frame.time_s)
+        pub.publish(msg)
 
     def _passthrough_publisher(self, topic: str, msgtype: str):
         """The publisher for a bag topic, made on first need; False for an unknown type."""
         pub = self._passthrough_pubs.get(topic)
         if pub is None:
             try:
-                pub = self.create_publisher(message_class(msgtype), topic.lstrip('/'), 10)
+                pub = self.create_publisher(message_class(msgtype), topic.lstrip('/'),
+                                            PASSTHROUGH_QOS)
             except (ImportError, AttributeError, ValueError):
                 self.get_logger().warning(f'not passing {topic}: unknown type {msgtype}')
                 pub = False

@@ -23,3 +23,7 @@ FUSED_CONTEXT_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
 # Answers: planners must not miss one.
 ANSWER_QOS = QoSProfile(depth=20, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE)
+# A bag's other topics (ground truth): reliable, and a late-joining evaluator gets the last 100.
+PASSTHROUGH_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)

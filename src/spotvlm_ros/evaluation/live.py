@@ -1,0 +1,276 @@
+"""Live mode: the real nodes on a bag in real time, every answer recorded, turned into records.
+
+Per strategy, an AnswerRecorder (this process) records the edge answers and the ground-truth
+pass-through into ``out_dir/live/<strategy>`` while ``spotvlm run`` (a subprocess) replays the
+bag with the local cloud server on a trace; live_records() then turns that bag into the same
+AnswerRecords the offline simulator produces. image_source stamps a frame's ground truth like
+the frame (restamped or not), and an EdgeAnswer carries its frame's header: answers and
+ground truth match by stamp, exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from typing import Iterable, Mapping, Optional, Sequence, Union
+
+from spotvlm_ros.evaluation.records import NODE_STRATEGIES, AnswerRecord
+from spotvlm_ros.evaluation.recorder import ANSWER_TYPE, GROUND_TRUTH_TYPE, answer_typestore
+
+log = logging.getLogger(__name__)
+
+IMAGE_TOPIC = '/camera/image_raw/compressed'  # where make-bag puts the frames
+SERVER_TRACE_DURATION_S = 600.0  # the cloud server's --trace-duration-s default
+DEFAULT_TIMEOUT_S = 600.0
+RUN_IMAGE_SUBSCRIBERS = 3  # image subscribers `spotvlm run` (with a cloud) waits for
+
+
+class LiveRunError(RuntimeError):
+    """`spotvlm run` failed or hung; carries its exit code and the tail of its stderr."""
+
+    def __init__(self, strategy: str, returncode: Optional[int], stderr_tail: str, why: str = ''):
+        self.strategy = strategy
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        super().__init__(f'spotvlm run for strategy {strategy!r} {why or "failed"} '
+                         f'(exit code {returncode}); stderr tail:\n{stderr_tail}')
+
+
+# reading a recorded bag ---------------------------------------------------------------------
+def _stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def read_answer_bag(path: Union[str, pathlib.Path]) -> tuple:
+    """(ground truths, answers) of a recorded bag, each a list in log-time order."""
+    from rosbags.rosbag2 import Reader
+
+    store = answer_typestore()
+    found = {GROUND_TRUTH_TYPE: [], ANSWER_TYPE: []}
+    with Reader(pathlib.Path(path)) as reader:
+        for conn, _, raw in reader.messages():
+            if conn.msgtype in found:
+                found[conn.msgtype].append(store.deserialize_cdr(raw, conn.msgtype))
+    return found[GROUND_TRUTH_TYPE], found[ANSWER_TYPE]
+
+
+def match_answers(truth_stamps, answers: Sequence) -> dict:
+    """{ground-truth stamp ns: the EdgeAnswer for that frame}; stamps match exactly."""
+    wanted = set(truth_stamps)
+    matched = {}
+    for answer in answers:
+        stamp = _stamp_ns(answer.header)
+        if stamp in wanted:
+            matched[stamp] = answer
+        else:
+            log.warning('answer stamped %.3f matches no recorded ground truth', stamp * 1e-9)
+    return matched
+
+
+def _question_of(answers: Iterable, question: Optional[str], path) -> str:
+    if question is not None:
+        return question
+    queries = sorted({a.query for a in answers})
+    if len(queries) != 1:
+        raise ValueError(f'{path}: cannot tell the evaluated question from the answers '
+                         f'(queries {queries}); pass question=')
+    return queries[0]
+
+
+def live_records(answer_bag: Union[str, pathlib.Path], trace_name: str, mean_delay_s: float,
+                 strategy: str, question: Optional[str] = None) -> list:
+    """One AnswerRecord per recorded ground-truth frame that has the evaluated question.
+
+    The question is the answers' query unless given. Frame stamps are seconds from the first
+    frame's stamp; an answered frame gets its answer, answered_at = frame_stamp + latency_s;
+    frames the edge dropped stay unanswered. Scores stay None: the metrics module scores.
+    """
+    truths, answers = read_answer_bag(answer_bag)
+    question = _question_of(answers, question, answer_bag)
+    frames = {}
+    for truth in truths:
+        frames.setdefault(_stamp_ns(truth.header), truth)
+    if not frames:
+        return []
+    matched = match_answers(frames, [a for a in answers if a.query == question])
+    first = min(frames)
+    records = []
+    for stamp in sorted(frames):
+        truth = frames[stamp]
+        qa = next((q for q in truth.qa if q.question == question), None)
+        if qa is None:
+            continue
+        frame_stamp = (stamp - first) / 1e9
+        record = AnswerRecord(
+            strategy=strategy, trace=trace_name, mean_delay_s=float(mean_delay_s),
+            frame_index=int(truth.frame_index), frame_stamp=frame_stamp, question=question,
+            family=qa.family, truth=qa.answer, width=int(truth.image_width),
+            height=int(truth.image_height))
+        answer = matched.get(stamp)
+        if answer is not None:
+            record.answered = True
+            record.answer = answer.answer
+            record.latency_s = float(answer.latency_s)
+            record.answered_at = frame_stamp + record.latency_s
+            record.source_stamp = frame_stamp
+            age = float(answer.context_age_s)
+            record.context_age_s = None if age < 0 else age
+            record.used_context = bool(answer.used_context)
+            record.used_focus = bool(answer.used_focus)
+            record.prompt_tokens = int(answer.prompt_tokens)
+            record.new_tokens = int(answer.new_tokens)
+        records.append(record)
+    return records
+
+
+# the trace --------------------------------------------------------------------------------
+def _trace_param_list(trace_params) -> list:
+    if not trace_params:
+        return []
+    if isinstance(trace_params, Mapping):
+        return [f'{k}={v}' for k, v in trace_params.items()]
+    return [str(p) for p in trace_params]
+
+
+def bag_duration_s(bag: Union[str, pathlib.Path]) -> float:
+    """Seconds the bag's ground-truth frames span, one frame period included."""
+    from spotvlm_ros.bags import read_ground_truth
+
+    stamps = sorted(_stamp_ns(t.header) for t in read_ground_truth(bag))
+    if not stamps:
+        raise ValueError(f'{bag} holds no ground truth')
+    steps = [b - a for a, b in zip(stamps, stamps[1:])]
+    period = statistics.median(steps) if steps else 100_000_000
+    return (stamps[-1] - stamps[0] + period) * 1e-9
+
+
+def trace_mean_delay_s(trace: str, trace_params=(), duration_s: float = 10.0,
+                       seed: int = 0, timeout_s: float = 12.0) -> float:
+    """Mean delay over [0, duration_s) of the trace the local cloud server plays (same kind,
+    params, seed and length; its clock starts with the server), as offline mode counts it."""
+    import numpy as np
+
+    from spotvlm_ros.cloud.server import load_trace
+    from spotvlm_ros.evaluation.cloud_sim import mean_delay
+
+    played = load_trace(trace, seed, SERVER_TRACE_DURATION_S, _trace_param_list(trace_params))
+    return mean_delay(played, np.arange(0.0, duration_s, 0.1).tolist(), timeout_s)
+
+
+# running ----------------------------------------------------------------------------------
+def run_command(bag, question: str, strategy: str, trace: str, trace_params, edge_model,
+                cloud_model, extra_params: Sequence[str] = (), seed: int = 0,
+                grace_s: float = 3.0) -> list:
+    """The `spotvlm run` command line of one live run (extra_params: 'NODE:NAME=VALUE',
+    after ours, so they win)."""
+    cmd = [sys.executable, '-m', 'spotvlm_ros.cli', 'run',
+           '--bag', str(pathlib.Path(bag).resolve()), '--quiet', '--seed', str(seed), '--grace', str(grace_s),
+           '--cloud-model', str(pathlib.Path(cloud_model).resolve()), '--trace', trace]
+    for param in _trace_param_list(trace_params):
+        cmd += ['--trace-param', param]
+    params = [f'edge_node:strategy={strategy}',
+              f'edge_node:query={question}',
+              f'cloud_bridge:query={question}',
+              f'edge_node:model.path={pathlib.Path(edge_model).resolve()}',
+              f'image_source:source.image_topic={IMAGE_TOPIC}',
+              # the edge node, the fuser, the bridge, and the recorder's image headers
+              f'image_source:wait_for_subscribers={RUN_IMAGE_SUBSCRIBERS + 1}',
+              *extra_params]
+    for param in params:
+        cmd += ['-p', param]
+    return cmd
+
+
+def _tail(path: pathlib.Path, chars: int = 4000) -> str:
+    try:
+        return path.read_text(errors='replace')[-chars:]
+    except OSError:
+        return ''
+
+
+def _run_one(cmd: list, strategy: str, log_dir: pathlib.Path, timeout_s: float) -> None:
+    """Run `spotvlm run` to its end; LiveRunError when it fails or outlives timeout_s."""
+    import signal
+
+    out_log, err_log = log_dir / f'{strategy}.out.log', log_dir / f'{strategy}.err.log'
+    with open(out_log, 'w') as out, open(err_log, 'w') as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=dict(os.environ))
+        try:
+            code = proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)  # spotvlm run stops its nodes on Ctrl-C
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise LiveRunError(strategy, proc.returncode, _tail(err_log),
+                               f'did not finish within {timeout_s:g} s') from None
+        except BaseException:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+    if code != 0:
+        raise LiveRunError(strategy, code, _tail(err_log))
+
+
+def run_live(bag: Union[str, pathlib.Path], out_dir: Union[str, pathlib.Path], question: str,
+             strategies: Sequence[str], trace: str, trace_params, edge_model, cloud_model,
+             extra_params: Sequence[str] = (), timeout_s: float = DEFAULT_TIMEOUT_S, *,
+             trace_name: Optional[str] = None, seed: int = 0, grace_s: float = 3.0) -> list:
+    """Run the nodes live on `bag` once per strategy; every strategy's records, in order.
+
+    Each run's answers and ground truth are recorded into ``out_dir/live/<strategy>`` (an
+    existing bag there is replaced), its output into ``out_dir/live/<strategy>.{out,err}.log``.
+    trace_params: {'delay_s': 1.0} or ['delay_s=1.0']; trace_name (default: `trace`) names the
+    trace in the records; timeout_s bounds each strategy's run.
+
+    No extra wait for the recorder is needed: it subscribes before `spotvlm run` starts;
+    `spotvlm run` starts the image_source only after the edge node has loaded its model and its
+    answer publisher exists (long before the first answer, the recorder has matched it), and
+    the image_source, told to wait for one more image subscriber than the run's own nodes,
+    holds the first frame until the recorder's image subscription has matched too. The
+    ground truth is transient local: a subscription that matches a moment late still gets it.
+    """
+    from spotvlm_ros.bags import read_ground_truth
+    from spotvlm_ros.evaluation.recorder import AnswerRecorder
+
+    bag = pathlib.Path(bag)
+    for strategy in strategies:
+        if strategy not in NODE_STRATEGIES:
+            raise ValueError(f'live mode runs only {NODE_STRATEGIES}, not {strategy!r}')
+    live_dir = pathlib.Path(out_dir) / 'live'
+    live_dir.mkdir(parents=True, exist_ok=True)
+    frames = len(read_ground_truth(bag))
+    mean_delay = trace_mean_delay_s(trace, trace_params, bag_duration_s(bag), seed)
+    name = trace_name or trace
+    records = []
+    for strategy in strategies:
+        path = live_dir / strategy
+        if path.exists():
+            shutil.rmtree(path)
+        cmd = run_command(bag, question, strategy, trace, trace_params, edge_model, cloud_model,
+                          extra_params, seed, grace_s)
+        started = time.monotonic()
+        recorder = AnswerRecorder(path)
+        try:
+            _run_one(cmd, strategy, live_dir, timeout_s)
+        finally:
+            counts = recorder.close()
+        log.info('live %s: %.1f s, %d answers, %d of %d ground-truth frames recorded', strategy,
+                 time.monotonic() - started, counts[ANSWER_TYPE], counts[GROUND_TRUTH_TYPE],
+                 frames)
+        if counts[GROUND_TRUTH_TYPE] != frames:
+            log.warning('live %s: recorded the ground truth of %d of the bag\'s %d frames',
+                        strategy, counts[GROUND_TRUTH_TYPE], frames)
+        records += live_records(path, name, mean_delay, strategy, question=question)
+    return records

@@ -1,0 +1,163 @@
+"""Live mode: the real nodes on a bag, every answer recorded into MCAP and turned into records."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip('rclpy', reason='rclpy is installed by `make setup`')
+
+from spotvlm_ros.evaluation.live import (LiveRunError, live_records, read_answer_bag,  # noqa: E402
+                                         run_live)
+from spotvlm_ros.evaluation.records import EDGE_ONLY, AnswerRecord  # noqa: E402
+from spotvlm_ros.evaluation.recorder import (ANSWER_TYPE, GROUND_TRUTH_TYPE,  # noqa: E402
+                                             answer_typestore)
+
+pytestmark = [pytest.mark.ros]
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+QUESTION = 'What colour is the traffic light?'
+OTHER = 'How many vehicles are ahead?'
+WALL_START_NS = 1_800_000_000 * 10**9  # when the live run played the first frame
+PERIOD_NS = 100_000_000
+# Publish-time stamps: the first frame went out 130 ms late, more than a period.
+LATENESS_NS = [130_000_000, 35_000_000, 3_000_000, 5_000_000]
+STAMPS_NS = [WALL_START_NS + i * PERIOD_NS + late for i, late in enumerate(LATENESS_NS)]
+
+
+# a hand-written answer bag -----------------------------------------------------------------
+def _header(store, ns):
+    stamp = store.types['builtin_interfaces/msg/Time'](sec=ns // 10**9, nanosec=ns % 10**9)
+    return store.types['std_msgs/msg/Header'](stamp=stamp, frame_id='camera')
+
+
+def _truth(store, index, questions):
+    """Ground truth as image_source republishes it: stamped like its (restamped) frame."""
+    qa_type = store.types['spotvlm_msgs/msg/QAPair']
+    qa = [qa_type(family='vqa', question=q, answer=f'{q[:4]}-{index}', regions=[])
+          for q in questions]
+    return store.types['spotvlm_msgs/msg/GroundTruth'](
+        header=_header(store, STAMPS_NS[index]), seed=7, frame_index=index,
+        image_width=448, image_height=336, ego_speed_mps=10.0, light_state='red',
+        speed_limit='50', vehicle_count=1, pedestrian_ahead=False, action='stop', objects=[],
+        qa=qa)
+
+
+def _answer(store, image_ns, text, latency, age, used_context=False, used_focus=False):
+    return store.types['spotvlm_msgs/msg/EdgeAnswer'](
+        header=_header(store, image_ns), query=QUESTION, answer=text, model='edge',
+        strategy=EDGE_ONLY, inference_time_s=latency / 2, latency_s=latency, has_context=age >= 0,
+        context_age_s=age, used_context=used_context, used_focus=used_focus, focus_regions=[],
+        visual_tokens=64, prompt_tokens=100, new_tokens=3, frames_dropped=0)
+
+
+def write_answer_bag(path):
+    """Four frames (the fourth without the question); answers for frames 0 and 2 only, and one
+    for a frame whose ground truth was never recorded."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    store = answer_typestore()
+    with Writer(pathlib.Path(path), version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conns = {t: writer.add_connection(topic, t, typestore=store) for topic, t in (
+            ('/answer', ANSWER_TYPE), ('/ground_truth', GROUND_TRUTH_TYPE))}
+        messages = [(STAMPS_NS[i] + 1_000_000, GROUND_TRUTH_TYPE,
+                     _truth(store, i, [OTHER] if i == 3 else [OTHER, QUESTION]))
+                    for i in range(4)]
+        messages.append((STAMPS_NS[0] + 250_000_000, ANSWER_TYPE,
+                         _answer(store, STAMPS_NS[0], 'red', 0.25, -1.0)))
+        messages.append((STAMPS_NS[2] + 400_000_000, ANSWER_TYPE,
+                         _answer(store, STAMPS_NS[2], 'green', 0.4, 1.5, True, True)))
+        messages.append((STAMPS_NS[3] + 900_000_000, ANSWER_TYPE,
+                         _answer(store, STAMPS_NS[3] + 7, 'stray', 0.4, -1.0)))
+        for log_ns, msgtype, msg in sorted(messages, key=lambda m: m[0]):
+            writer.write(conns[msgtype], log_ns, store.serialize_cdr(msg, msgtype))
+
+
+def expected_records():
+    def record(index, **answered):
+        return AnswerRecord(
+            strategy=EDGE_ONLY, trace='constant-1s', mean_delay_s=1.0, frame_index=index,
+            frame_stamp=(STAMPS_NS[index] - STAMPS_NS[0]) / 1e9, question=QUESTION,
+            family='vqa', truth=f'What-{index}', width=448, height=336, **answered)
+
+    f0, f2 = 0.0, (STAMPS_NS[2] - STAMPS_NS[0]) / 1e9
+    return [
+        record(0, answered=True, answer='red', answered_at=f0 + 0.25, latency_s=0.25,
+               source_stamp=f0, context_age_s=None, prompt_tokens=100, new_tokens=3),
+        record(1),  # dropped by the edge: unanswered
+        record(2, answered=True, answer='green', answered_at=f2 + 0.4, latency_s=0.4,
+               source_stamp=f2, context_age_s=1.5, used_context=True, used_focus=True,
+               prompt_tokens=100, new_tokens=3),
+        # frame 3 has no such question: no record; the stray answer matches no frame
+    ]
+
+
+def test_live_records_match_answers_to_ground_truth_by_stamp(tmp_path):
+    bag = tmp_path / 'answers'
+    write_answer_bag(bag)
+    assert live_records(bag, 'constant-1s', 1.0, EDGE_ONLY) == expected_records()
+
+
+def test_live_records_takes_the_question_when_given(tmp_path):
+    bag = tmp_path / 'answers'
+    write_answer_bag(bag)
+    records = live_records(bag, 'constant-1s', 1.0, EDGE_ONLY, question=OTHER)
+    assert [r.frame_index for r in records] == [0, 1, 2, 3]
+    assert not any(r.answered for r in records)  # the answers were to another question
+    assert [r.truth for r in records] == [f'How -{i}' for i in range(4)]
+
+
+# a real live run ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_run_live_records_answers_and_ground_truth(tmp_path):
+    bag = tmp_path / 'scene'
+    subprocess.run([sys.executable, '-m', 'spotvlm_ros.cli', 'make-bag', str(bag), '--seed',
+                    '1000002', '--seconds', '3'], check=True, capture_output=True)
+    records = run_live(bag, tmp_path / 'eval', QUESTION, [EDGE_ONLY], 'constant',
+                       {'delay_s': 0.5}, ROOT / 'models' / 'spotvlm-edge',
+                       ROOT / 'models' / 'spotvlm-cloud', ['edge_node:model.device=cpu'],
+                       timeout_s=240)
+
+    recorded = tmp_path / 'eval' / 'live' / EDGE_ONLY
+    assert (recorded / 'metadata.yaml').exists()
+    truths, answers = read_answer_bag(recorded)
+    assert len(truths) == 30 and all(t.seed == 1000002 for t in truths)
+    assert answers and all(a.query == QUESTION for a in answers)
+
+    assert len(records) == 30
+    assert all(r.strategy == EDGE_ONLY and r.trace == 'constant' for r in records)
+    assert all(r.mean_delay_s == pytest.approx(0.5) for r in records)
+    assert all(r.question == QUESTION and r.family == 'vqa' for r in records)
+    assert [r.frame_index for r in records] == list(range(30))
+    stamps = [r.frame_stamp for r in records]  # publish times: real, so a little uneven
+    assert stamps[0] == 0.0 and all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert stamps[-1] == pytest.approx(2.9, abs=0.3)
+    answered = [r for r in records if r.answered]
+    assert len(answered) == len(answers)  # every answer found its frame
+    for r in answered:
+        assert r.answer and r.latency_s > 0
+        assert r.answered_at == pytest.approx(r.frame_stamp + r.latency_s)
+        assert r.source_stamp == r.frame_stamp
+        assert r.context_age_s is None and not r.used_context and not r.used_focus  # edge only
+        assert r.prompt_tokens > 0 and r.new_tokens > 0
+    assert all(r.score is None for r in records)
+
+
+def test_run_live_refuses_strategies_the_edge_node_does_not_run(tmp_path):
+    with pytest.raises(ValueError, match='cloud_wait'):
+        run_live(tmp_path / 'scene', tmp_path / 'eval', QUESTION, ['cloud_wait'], 'constant',
+                 {'delay_s': 0.5}, 'edge', 'cloud')
+
+
+@pytest.mark.slow
+def test_run_live_says_why_spotvlm_run_failed(tmp_path):
+    bag = tmp_path / 'scene'
+    subprocess.run([sys.executable, '-m', 'spotvlm_ros.cli', 'make-bag', str(bag), '--seed',
+                    '1000002', '--seconds', '1'], check=True, capture_output=True)
+    with pytest.raises(LiveRunError) as failed:
+        run_live(bag, tmp_path / 'eval', QUESTION, [EDGE_ONLY], 'constant', {'delay_s': 0.5},
+                 tmp_path / 'no-such-model', ROOT / 'models' / 'spotvlm-cloud', timeout_s=120)
+    assert failed.value.returncode == 1
+    assert 'edge_node' in failed.value.stderr_tail  # the run's own report of what failed
+    assert 'exit code 1' in str(failed.value)
