@@ -38,7 +38,7 @@ def trace_from_spec(spec: str, seed: int, duration_s: float):
 def _arguments(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='spotvlm eval', description=__doc__.splitlines()[0])
     parser.add_argument('--bag', default=str(ROOT / 'bags' / 'sample_scene'))
-    parser.add_argument('--out', default='eval_results', help='results folder')
+    parser.add_argument('--out', default='results/eval', help='results folder')
     parser.add_argument('--edge', default=str(ROOT / 'models' / 'spotvlm-edge'))
     parser.add_argument('--cloud', default=str(ROOT / 'models' / 'spotvlm-cloud'))
     parser.add_argument('--trace', action='append', default=None, metavar='SPEC',
