@@ -164,27 +164,33 @@ def trace_mean_delay_s(trace: str, trace_params=(), duration_s: float = 10.0,
 
 
 # running ----------------------------------------------------------------------------------
-def run_command(bag, question: str, strategy: str, trace: str, trace_params, edge_model,
-                cloud_model, extra_params: Sequence[str] = (), seed: int = 0,
-                grace_s: float = 3.0) -> list:
-    """The `spotvlm run` command line of one live run (extra_params: 'NODE:NAME=VALUE',
-    after ours, so they win)."""
-    cmd = [sys.executable, '-m', 'spotvlm_ros.cli', 'run',
-           '--bag', str(pathlib.Path(bag).resolve()), '--quiet', '--seed', str(seed), '--grace', str(grace_s),
-           '--cloud-model', str(pathlib.Path(cloud_model).resolve()), '--trace', trace]
+def run_arguments(bag, question: str, strategy: str, trace: str, trace_params, edge_model,
+                  cloud_model, extra_params: Sequence[str] = (), seed: int = 0,
+                  grace_s: float = 3.0) -> list:
+    """`spotvlm run` arguments for one recorded run (extra_params: 'NODE:NAME=VALUE', after
+    ours, so they win)."""
+    args = ['--bag', str(pathlib.Path(bag).resolve()), '--seed', str(seed),
+            '--grace', str(grace_s), '--cloud-model', str(pathlib.Path(cloud_model).resolve()),
+            '--trace', trace]
     for param in _trace_param_list(trace_params):
-        cmd += ['--trace-param', param]
+        args += ['--trace-param', param]
     params = [f'edge_node:strategy={strategy}',
               f'edge_node:query={question}',
               f'cloud_bridge:query={question}',
               f'edge_node:model.path={pathlib.Path(edge_model).resolve()}',
               f'image_source:source.image_topic={IMAGE_TOPIC}',
-              # the edge node, the fuser, the bridge, and the recorder's image headers
+              # the edge node, the fuser, the bridge, and the recorder
               f'image_source:wait_for_subscribers={RUN_IMAGE_SUBSCRIBERS + 1}',
               *extra_params]
     for param in params:
-        cmd += ['-p', param]
-    return cmd
+        args += ['-p', param]
+    return args
+
+
+def run_command(*args, **kwargs) -> list:
+    """The quiet `spotvlm run` command line of one live run (see run_arguments)."""
+    return [sys.executable, '-m', 'spotvlm_ros.cli', 'run', '--quiet',
+            *run_arguments(*args, **kwargs)]
 
 
 def _tail(path: pathlib.Path, chars: int = 4000) -> str:
