@@ -20,6 +20,7 @@ from spotvlm_ros.evaluation import records as R
 from spotvlm_ros.evaluation.cloud_sim import (
     keyframe_requests, last_round_trip, mean_delay, round_trip)
 from spotvlm_ros.evaluation.records import AnswerRecord
+from spotvlm_ros.evaluation.replay import questions_of
 
 # Edge strategies: (history turns from the cloud, focus crops, the edge's own history).
 EDGE_INPUTS = {
@@ -58,11 +59,13 @@ class OfflineSettings:
 def simulate(frames: Sequence, traces: Sequence, answerer, settings: OfflineSettings,
              strategies: Sequence[str] = R.STRATEGIES, questions: Sequence[str] = (),
              progress: Callable[[], None] = lambda: None) -> list:
-    """Records of every strategy, trace and question on every `every`-th frame, in order."""
+    """Records of every strategy, trace and question (default: every question the frames
+    ask) on every `every`-th frame, in order."""
     unknown = [s for s in strategies if s not in R.STRATEGIES]
     require(not unknown, 'strategies', f'unknown {unknown}; known: {", ".join(R.STRATEGIES)}')
     require(bool(frames), 'frames', 'the bag has no frames')
     scored = frames[::settings.every]
+    questions = list(questions) or questions_of(frames)
     stamps = [f.stamp for f in scored]
     out = []
     for trace in traces:
