@@ -12,7 +12,7 @@ from spotvlm_ros.core.traces import LatencyTrace
 from spotvlm_ros.evaluation import records as R
 from spotvlm_ros.evaluation.answering import Answerer
 from spotvlm_ros.evaluation.cloud_sim import keyframe_requests, last_round_trip, mean_delay
-from spotvlm_ros.evaluation.main import main as eval_main, trace_from_spec
+from spotvlm_ros.evaluation.main import answered_in_both, main as eval_main, trace_from_spec
 from spotvlm_ros.evaluation.offline import OfflineSettings, latest_first, simulate
 from spotvlm_ros.evaluation.replay import load_bag
 
@@ -182,3 +182,15 @@ def test_a_bag_without_ground_truth_is_refused(tmp_path, capsys):
     write_image_bag(bag, moving_box_frames(3, 64, 48), 0.1)
     assert eval_main(['--bag', str(bag), '--out', str(tmp_path / 'out'), '--no-progress']) == 2
     assert 'no ground truth' in capsys.readouterr().err
+
+
+def test_live_and_offline_are_compared_on_what_both_answered():
+    def record(index, answered):
+        return R.AnswerRecord(R.EDGE_ONLY, 't', 1.0, index, index / 10, 'q', 'vqa', 'red',
+                              448, 336, answered=answered, latency_s=0.1 if answered else None)
+
+    offline = [record(0, True), record(1, True), record(2, True)]
+    live = [record(0, True), record(1, False), record(2, True)]  # live dropped frame 1
+    both_offline, both_live = answered_in_both(offline, live)
+    assert [r.frame_index for r in both_offline] == [0, 2]
+    assert [r.frame_index for r in both_live] == [0, 2]

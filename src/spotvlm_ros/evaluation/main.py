@@ -135,6 +135,17 @@ def run_live(args, params: dict) -> list:
     return [score_record(r) for r in records]
 
 
+def answered_in_both(offline: list, live: list) -> tuple:
+    """The offline and live records of the questions both answered.
+
+    Live drops frames when the edge is slower than the camera (a fact of the machine's load,
+    reported by the live run's answered rate); the comparison is on what both answered.
+    """
+    key = lambda r: (r.strategy, r.trace, r.frame_index, r.question)
+    answered = {key(r) for r in live if r.answered} & {key(r) for r in offline if r.answered}
+    return ([r for r in offline if key(r) in answered], [r for r in live if key(r) in answered])
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _arguments(argv)
     import torch
@@ -156,19 +167,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     records = run_offline(args, frames, params, settings)
     rows = summarise(records, settings.deadline_s)
-    agreement_rows = None
+    agreement_rows, live_answered = None, None
     if args.live:
         # The same question, trace and strategies offline, on every frame as live answers them.
         live_args = argparse.Namespace(**{**vars(args), 'question': [args.live_question],
                                           'trace': [args.live_trace],
                                           'strategies': ','.join(R.NODE_STRATEGIES)})
         every_frame = dataclasses.replace(settings, every=1)
-        offline = summarise(run_offline(live_args, frames, params, every_frame),
-                            settings.deadline_s)
-        live_records = run_live(args, params)
-        write_jsonl(Path(args.out) / 'live' / 'records.jsonl', live_records)
-        agreement_rows = agreement(offline, summarise(live_records, settings.deadline_s),
-                                   LIVE_TOLERANCE)
+        offline = run_offline(live_args, frames, params, every_frame)
+        live = run_live(args, params)
+        write_jsonl(Path(args.out) / 'live' / 'records.jsonl', live)
+        live_answered = {row['strategy']: row['answered_rate']
+                         for row in summarise(live, settings.deadline_s)}
+        offline, live = answered_in_both(offline, live)
+        agreement_rows = agreement(summarise(offline, settings.deadline_s),
+                                   summarise(live, settings.deadline_s), LIVE_TOLERANCE)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     described = {'bag': Path(args.bag).name, 'frames': len(frames), 'every': args.every,
@@ -176,7 +189,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  'edge_cost_s': settings.edge_cost_s, 'cloud_cost_s': settings.cloud_cost_s,
                  'edge_model': Path(args.edge).name, 'cloud_model': Path(args.cloud).name,
                  'seed': args.seed, 'overrides': list(DEFAULT_OVERRIDES) + list(args.param),
-                 'agreement_tolerance': LIVE_TOLERANCE if args.live else None}
+                 'agreement_tolerance': LIVE_TOLERANCE if args.live else None,
+                 'live_answered_rate': live_answered}
     written = write_results(out, records, rows, described, agreement_rows)
     print(f'{len(records)} records, {len(written)} files in {out} '
           f'({time.perf_counter() - start:.0f} s)', flush=True)
