@@ -143,8 +143,9 @@ def test_summarise_one_group_by_hand():
     assert row['acc_description'] == pytest.approx(0.8)
     assert row['acc_grounding'] is None
     assert row['acc_mean'] == pytest.approx((1 / 3 + 0.8) / 2)  # over the families present
-    # On time: 1.0 + 0.0 + 0.6 (the late 1.0 and the unanswered count 0) over 5.
-    assert row['on_time_acc'] == pytest.approx(1.6 / 5)
+    # On time, per family like acc_mean (the late 1.0 and the unanswered count 0):
+    # vqa (1.0 + 0.0 + 0.0) / 3, description (0.6 + 0.0) / 2.
+    assert row['on_time_acc'] == pytest.approx((1 / 3 + 0.3) / 2)
     assert row['deadline_miss_rate'] == pytest.approx(2 / 5)
     latencies = [0.1, 0.3, 0.4, 0.9]
     assert row['latency_p50_s'] == pytest.approx(0.35)

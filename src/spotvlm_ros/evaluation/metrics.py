@@ -113,16 +113,18 @@ def _row(group: list, deadline_s: float) -> dict:
     row = {'trace': first.trace, 'mean_delay_s': first.mean_delay_s,
            'strategy': first.strategy, 'n': len(group),
            'answered_rate': len(answered) / len(group)}
-    accuracies = []
+    on_time = [r.answered and r.latency_s <= deadline_s for r in group]
+    accuracies, on_time_accuracies = [], []
     for family in FAMILIES:
         scores = [r.score for r in group if r.family == family]
-        accuracy = _mean(scores)
-        row[_ACC_COLUMN[family]] = accuracy
-        if accuracy is not None:
-            accuracies.append(accuracy)
+        row[_ACC_COLUMN[family]] = _mean(scores)
+        if scores:
+            accuracies.append(_mean(scores))
+            # Averaged like acc_mean (per family, then over families), so the two compare.
+            on_time_accuracies.append(_mean([r.score if ok else 0.0 for r, ok
+                                             in zip(group, on_time) if r.family == family]))
     row['acc_mean'] = _mean(accuracies)
-    on_time = [r.answered and r.latency_s <= deadline_s for r in group]
-    row['on_time_acc'] = _mean([r.score if ok else 0.0 for r, ok in zip(group, on_time)])
+    row['on_time_acc'] = _mean(on_time_accuracies)
     p50, p95, p99 = _percentiles(latencies, (50, 95, 99))
     row.update(latency_p50_s=p50, latency_p95_s=p95, latency_p99_s=p99)
     row['deadline_miss_rate'] = _mean([0.0 if ok else 1.0 for ok in on_time])
