@@ -113,16 +113,24 @@ def plot_accuracy_vs_delay(path: Path, rows: list, colours: dict) -> None:
     strategies = ordered_strategies(r['strategy'] for r in rows)
     for ax, column, title in ((acc_ax, 'acc_mean', 'Accuracy (any time)'),
                               (on_time_ax, 'on_time_acc', 'Accuracy within the deadline')):
+        top = 0.0
         for strategy in strategies:
-            points = sorted((r['mean_delay_s'], r[column]) for r in rows
-                            if r['strategy'] == strategy and r[column] is not None)
-            if points:
-                xs, ys = zip(*points)
-                ax.plot(xs, ys, marker='o', label=strategy, color=colours[strategy])
+            # One line per trace kind ('constant:delay_s=3' is kind 'constant'): a heavy-tailed
+            # trace is a point of its own, not a step on the constant traces' curve.
+            kinds: dict = {}
+            for r in rows:
+                if r['strategy'] == strategy and r[column] is not None:
+                    kinds.setdefault(r['trace'].split(':')[0], []).append(
+                        (r['mean_delay_s'], r[column]))
+            for number, points in enumerate(kinds.values()):
+                xs, ys = zip(*sorted(points))
+                ax.plot(xs, ys, marker='os^vD'[number % 5], color=colours[strategy],
+                        label=strategy if number == 0 else None)
+                top = max(top, *ys)
         ax.set_title(title)
         ax.set_xlabel('mean cloud delay of the trace (s)')
         ax.set_ylabel(column)
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylim(0.0, max(0.5, min(1.0, top + 0.1)))
         ax.grid(True, alpha=0.3)
     if strategies:
         on_time_ax.legend(fontsize='small', loc='best')
