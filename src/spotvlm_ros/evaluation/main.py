@@ -22,6 +22,12 @@ DEFAULT_OVERRIDES = ('edge_node:focus.token_budget=96', 'edge_node:model.max_new
 LIVE_TOLERANCE = 0.15  # |live - offline| mean accuracy, per strategy, that still agrees
 
 
+def split_spec(spec: str) -> tuple:
+    """('kind', ['key=value', ...]) of a 'kind[:key=value,...]' trace spec."""
+    kind, _, rest = spec.partition(':')
+    return kind, [p for p in rest.split(',') if p]
+
+
 def trace_from_spec(spec: str, seed: int, duration_s: float):
     """A LatencyTrace from 'kind[:key=value,...]' or a CSV path, named by its spec."""
     from spotvlm_ros.cloud.server import load_trace
@@ -29,8 +35,8 @@ def trace_from_spec(spec: str, seed: int, duration_s: float):
     if spec.lower().endswith('.csv') or Path(spec).is_file():
         trace = load_trace(spec, seed, duration_s)
     else:
-        kind, _, rest = spec.partition(':')
-        trace = load_trace(kind, seed, duration_s, [p for p in rest.split(',') if p])
+        kind, params = split_spec(spec)
+        trace = load_trace(kind, seed, duration_s, params)
     trace.name = spec
     return trace
 
@@ -122,14 +128,14 @@ def run_offline(args, frames, params: dict, settings) -> list:
     return [score_record(r) for r in records]
 
 
-def run_live(args, params: dict) -> list:
+def run_live(args) -> list:
     """The real nodes on the bag for the node strategies, scored."""
     from spotvlm_ros.evaluation.live import run_live as live
     from spotvlm_ros.evaluation.metrics import score_record
 
-    kind, _, rest = args.live_trace.partition(':')
+    kind, trace_params = split_spec(args.live_trace)
     records = live(Path(args.bag), Path(args.out), args.live_question, R.NODE_STRATEGIES,
-                   kind, [p for p in rest.split(',') if p], args.edge, args.cloud,
+                   kind, trace_params, args.edge, args.cloud,
                    extra_params=list(DEFAULT_OVERRIDES) + list(args.param),
                    trace_name=args.live_trace, seed=args.seed)
     return [score_record(r) for r in records]
@@ -175,7 +181,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                           'strategies': ','.join(R.NODE_STRATEGIES)})
         every_frame = dataclasses.replace(settings, every=1)
         offline = run_offline(live_args, frames, params, every_frame)
-        live = run_live(args, params)
+        live = run_live(args)
         write_jsonl(Path(args.out) / 'live' / 'records.jsonl', live)
         live_answered = {row['strategy']: row['answered_rate']
                          for row in summarise(live, settings.deadline_s)}
