@@ -23,7 +23,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from spotvlm_ros.evaluation.live import live_records, run_arguments
     from spotvlm_ros.evaluation.main import DEFAULT_OVERRIDES
     from spotvlm_ros.evaluation.metrics import score_record
-    from spotvlm_ros.evaluation.recorder import AnswerRecorder
+    from spotvlm_ros.nodes.recorder import AnswerRecorder
 
     parser = argparse.ArgumentParser(prog='spotvlm demo', description=__doc__.splitlines()[0])
     parser.add_argument('--bag', default=str(ROOT / 'bags' / 'sample_scene'))

@@ -11,7 +11,7 @@ pytest.importorskip('rclpy', reason='rclpy is installed by `make setup`')
 from spotvlm_ros.evaluation.live import (LiveRunError, live_records, read_answer_bag,  # noqa: E402
                                          run_live)
 from spotvlm_ros.evaluation.records import EDGE_ONLY, AnswerRecord  # noqa: E402
-from spotvlm_ros.evaluation.recorder import (ANSWER_TYPE, GROUND_TRUTH_TYPE,  # noqa: E402
+from spotvlm_ros.nodes.recorder import (ANSWER_TYPE, GROUND_TRUTH_TYPE,  # noqa: E402
                                              answer_typestore)
 
 pytestmark = [pytest.mark.ros]

@@ -21,7 +21,7 @@ import time
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 from spotvlm_ros.evaluation.records import NODE_STRATEGIES, AnswerRecord
-from spotvlm_ros.evaluation.recorder import ANSWER_TYPE, GROUND_TRUTH_TYPE, answer_typestore
+from spotvlm_ros.nodes.recorder import ANSWER_TYPE, GROUND_TRUTH_TYPE, answer_typestore
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def run_live(bag: Union[str, pathlib.Path], out_dir: Union[str, pathlib.Path], q
     ground truth is transient local: a subscription that matches a moment late still gets it.
     """
     from spotvlm_ros.bags import read_ground_truth
-    from spotvlm_ros.evaluation.recorder import AnswerRecorder
+    from spotvlm_ros.nodes.recorder import AnswerRecorder
 
     bag = pathlib.Path(bag)
     for strategy in strategies:
