@@ -94,3 +94,32 @@ def test_weighted_loss_at_weight_one_is_the_models_own_loss(frame_and_truth, pro
         labels = batch.pop('labels')
         ours = weighted_loss(model(**batch).logits, labels, weights)
     assert torch.isclose(own, ours, rtol=1e-4)
+
+
+def test_a_zoomed_sample_keeps_its_answer_and_moves_its_box(frame_and_truth):
+    from spotvlm_ros.training.samples import zoom_window, zoomable, zoomed
+    from spotvlm_ros.training.scoring import iou, split_reply
+
+    frame, truth = frame_and_truth
+    rng = np.random.default_rng(3)
+    assert len(list(filter(zoomable, truth.qa))) >= 2
+    for qa in filter(zoomable, truth.qa):
+        x1, y1, x2, y2 = qa.regions[0].box
+        whole = zoom_window(qa.regions[0].box, 1.0, rng)
+        assert whole == pytest.approx((0, 0, W, H))  # t = 1: the whole frame, unchanged
+        x, y, w, h = zoom_window(qa.regions[0].box, 0.0, rng)
+        assert x <= x1 and y <= y1 and x + w >= x2 and y + h >= y2  # the object stays in view
+        assert w / h == pytest.approx(W / H, rel=0.02) and h < H
+        crop, moved = zoomed(frame, qa, (x, y, w, h))
+        assert crop.shape == frame.shape
+        scale = H / int(h)
+        box = moved.regions[0].box
+        assert (box[3] - box[1]) == pytest.approx((y2 - y1) * scale, rel=0.05)  # magnified
+        if qa.family == GROUNDING:
+            _, regions = split_reply(moved.answer, (W, H))
+            r = regions[0]
+            assert iou((r.x1, r.y1, r.x2, r.y2), box) > 0.9
+        else:
+            assert moved.answer == qa.answer
+    counts = [q for q in truth.qa if q.question == 'How many vehicles are ahead?']
+    assert counts and not zoomable(counts[0])  # a crop would change a count

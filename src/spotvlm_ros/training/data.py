@@ -6,7 +6,8 @@ import numpy as np
 
 from spotvlm_ros.scenes.truth import DESCRIPTION, FAMILIES, GROUNDING
 from spotvlm_ros.training.samples import (EDGE_MIXTURE, Sample, cloud_sample, edge_sample,
-                                          jitter_regions, regions_of, teacher_turn)
+                                          jitter_regions, regions_of, teacher_turn, zoom_window,
+                                          zoomable, zoomed)
 
 ROLES = ('edge', 'cloud')
 
@@ -20,8 +21,12 @@ def pick_qa(truth, rng: np.random.Generator):
     return options[rng.integers(len(options))]
 
 
-def draw_sample(pool: dict, role: str, rng: np.random.Generator) -> Sample:
-    """One sample: a random frame of a random pooled scene, a random question."""
+def draw_sample(pool: dict, role: str, rng: np.random.Generator, zoom_from: float = 1.0) -> Sample:
+    """One sample: a random frame of a random pooled scene, a random question.
+
+    Cloud samples whose answer survives a crop are zoomed on their object by a t drawn from
+    [zoom_from, 1] (see zoom_window; 1: the whole frame): a curriculum lowers it to start with.
+    """
     seeds = sorted(pool)
     frames = pool[seeds[rng.integers(len(seeds))]]
     index = int(rng.integers(len(frames)))
@@ -29,6 +34,9 @@ def draw_sample(pool: dict, role: str, rng: np.random.Generator) -> Sample:
     qa = pick_qa(pooled.truth, rng)
     image = pooled.image()
     if role == 'cloud':
+        if zoom_from < 1.0 and zoomable(qa):
+            t = rng.uniform(zoom_from, 1.0)
+            image, qa = zoomed(image, qa, zoom_window(qa.regions[0].box, t, rng))
         return cloud_sample(image, qa)
     modes = list(EDGE_MIXTURE)
     use_history, use_focus = modes[rng.choice(len(modes), p=list(EDGE_MIXTURE.values()))]

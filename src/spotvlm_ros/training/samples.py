@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Optional
@@ -11,8 +12,9 @@ import numpy as np
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, system_prompt
 from spotvlm_ros.core.focus import FocusConfig, plan_focus_from_config
 from spotvlm_ros.core.types import SOURCE_CLOUD, FocusPlan, HistoryTurn, Region
+from spotvlm_ros.core.images import resize_image
 from spotvlm_ros.models.prompt import build_messages, text_part
-from spotvlm_ros.scenes.truth import GROUNDING, QA, VEHICLE_KINDS
+from spotvlm_ros.scenes.truth import GROUNDING, Q_LIGHT, Q_LIMIT, QA, VEHICLE_KINDS, box_json
 from spotvlm_ros.training.pool import FRAME_H, FRAME_W
 
 # The edge model's focus views: a 48-token global view plus crops (its processor caps images
@@ -53,6 +55,42 @@ def cloud_target(qa: QA) -> str:
     """A Qwen2.5-VL style reply: a short answer, then its regions as a ```json fence."""
     short = qa.question.split('the ')[-1].rstrip('?') if qa.family == GROUNDING else qa.answer
     return f'{short}\n```json\n{regions_json(regions_of(qa))}\n```'
+
+
+# Questions whose answer a crop around their object keeps (a count or an action it would not).
+ZOOMABLE = (Q_LIGHT, Q_LIMIT)
+ZOOM_CONTEXT = 6.0  # the closest crop is this many times its object's height
+
+
+def zoom_window(box: tuple, t: float, rng: np.random.Generator) -> tuple:
+    """A 4:3 crop (x, y, w, h) holding `box`: t = 0 closest (ZOOM_CONTEXT x its height),
+    t = 1 the whole frame, sizes between geometric; placed at random around the box."""
+    x1, y1, x2, y2 = box
+    close = max(y2 - y1, 4.0, (x2 - x1) * FRAME_H / FRAME_W) * ZOOM_CONTEXT
+    h = min(FRAME_H, close ** (1 - t) * FRAME_H ** t)
+    w = min(FRAME_W, h * FRAME_W / FRAME_H)
+    x = rng.uniform(max(0.0, x2 - w), max(0.0, min(x1, FRAME_W - w)))
+    y = rng.uniform(max(0.0, y2 - h), max(0.0, min(y1, FRAME_H - h)))
+    return x, y, w, h
+
+
+def zoomed(frame: np.ndarray, qa: QA, window: tuple) -> tuple:
+    """(the crop at the frame's size, the QA with its objects' boxes in the crop's pixels)."""
+    x, y, w, h = window
+    crop = frame[int(y):int(y + h), int(x):int(x + w)]
+    sx, sy = FRAME_W / crop.shape[1], FRAME_H / crop.shape[0]
+    objects = [dataclasses.replace(o, box=(
+        max(0.0, (o.box[0] - int(x)) * sx), max(0.0, (o.box[1] - int(y)) * sy),
+        min(FRAME_W, (o.box[2] - int(x)) * sx), min(FRAME_H, (o.box[3] - int(y)) * sy)))
+        for o in qa.regions]
+    answer = qa.answer if qa.family != GROUNDING else box_json(objects)
+    return resize_image(crop, FRAME_W, FRAME_H), dataclasses.replace(qa, answer=answer,
+                                                                      regions=objects)
+
+
+def zoomable(qa: QA) -> bool:
+    """Whether a crop around the question's object keeps its answer true."""
+    return bool(qa.regions) and (qa.family == GROUNDING or qa.question in ZOOMABLE)
 
 
 def cloud_sample(frame: np.ndarray, qa: QA) -> Sample:

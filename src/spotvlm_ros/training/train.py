@@ -41,7 +41,8 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
 
 def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: int,
           pool: dict, log=print, max_s: float = float('inf'),
-          init_from: Optional[Path] = None, key_weight: float = 1.0) -> dict:
+          init_from: Optional[Path] = None, key_weight: float = 1.0,
+          zoom_curriculum: float = 0.0) -> dict:
     """Build the role's model, train it, save it as fp16 safetensors; the run's summary."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -67,8 +68,10 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
             break
         for group in optimiser.param_groups:
             group['lr'] = lr_at(step, steps, lr, warmup=min(100, steps // 10 + 1))
-        batch = encode_batch(processor, [draw_sample(pool, role, rng) for _ in range(batch_size)],
-                             key_weight=key_weight)
+        # Zoom curriculum: close crops of small objects first, whole frames by its end.
+        zoom_from = min(1.0, step / (zoom_curriculum * steps)) if zoom_curriculum else 1.0
+        batch = encode_batch(processor, [draw_sample(pool, role, rng, zoom_from)
+                                         for _ in range(batch_size)], key_weight=key_weight)
         labels, weights = batch.pop('labels'), batch.pop('weights')
         loss = weighted_loss(model(**batch).logits, labels, weights)
         optimiser.zero_grad()
@@ -84,7 +87,7 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
     processor.save_pretrained(out)
     summary = {'role': role, 'max_pixels': spec['max_pixels'],
                'steps_planned': steps, 'steps': len(losses), 'batch_size': batch_size, 'lr': lr,
-               'seed': seed, 'key_weight': key_weight,
+               'seed': seed, 'key_weight': key_weight, 'zoom_curriculum': zoom_curriculum,
                'train_scenes': len(pool), 'first_loss': float(np.mean(losses[:25])),
                'final_loss': float(np.mean(losses[-25:])),
                'train_s': round(time.perf_counter() - start, 1),
@@ -115,6 +118,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='start from this checkpoint of the same role (a second stage)')
     parser.add_argument('--key-weight', type=float, default=1.0,
                         help="loss weight of the short answer's tokens in a cloud reply")
+    parser.add_argument('--zoom-curriculum', type=float, default=0.0,
+                        help='share of the steps over which cloud samples go from close crops '
+                             'of their object to whole frames (0: whole frames only)')
     parser.add_argument('--pool-cache', default=None, help='pickle file to reuse the pool')
     args = parser.parse_args(argv)
     import torch
@@ -127,7 +133,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary = train(args.role, Path(args.out_dir), args.steps, args.batch_size, args.lr,
                     args.seed, pool, log=lambda m: print(m, flush=True),
                     max_s=args.max_minutes * 60, init_from=args.init_from,
-                    key_weight=args.key_weight)
+                    key_weight=args.key_weight, zoom_curriculum=args.zoom_curriculum)
     print(json.dumps(summary), flush=True)
     return 0
 
