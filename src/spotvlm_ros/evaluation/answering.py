@@ -23,10 +23,6 @@ class Answer:
     crops: int = 0
 
 
-def _region_key(region: Region) -> tuple:
-    return (region.label, region.x1, region.y1, region.x2, region.y2, region.score, region.source)
-
-
 class Answerer:
     """Asks the edge and cloud backends; an identical question is answered from the cache.
 
@@ -48,7 +44,7 @@ class Answerer:
     def edge(self, frame, question: str, turns: Sequence[HistoryTurn] = (),
              regions: Sequence[Region] = ()) -> Answer:
         """The edge model on `frame` with these history turns and focus regions."""
-        key = (frame.index, question, tuple(turns), tuple(_region_key(r) for r in regions))
+        key = (frame.index, question, tuple(turns), tuple(regions))  # both frozen
         if key not in self._edge:
             # As the edge node does: a focus plan only when there are regions to look at.
             plan = plan_focus_from_config(frame.image, regions, self.focus) if regions else None

@@ -21,11 +21,11 @@ import time
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 from spotvlm_ros.evaluation.records import NODE_STRATEGIES, AnswerRecord
+from spotvlm_ros.evaluation.replay import IMAGE_TOPIC
 from spotvlm_ros.nodes.recorder import ANSWER_TYPE, GROUND_TRUTH_TYPE, answer_typestore
 
 log = logging.getLogger(__name__)
 
-IMAGE_TOPIC = '/camera/image_raw/compressed'  # where make-bag puts the frames
 SERVER_TRACE_DURATION_S = 600.0  # the cloud server's --trace-duration-s default
 DEFAULT_TIMEOUT_S = 600.0
 RUN_IMAGE_SUBSCRIBERS = 3  # image subscribers `spotvlm run` (with a cloud) waits for
@@ -138,11 +138,9 @@ def _trace_param_list(trace_params) -> list:
     return [str(p) for p in trace_params]
 
 
-def bag_duration_s(bag: Union[str, pathlib.Path]) -> float:
+def bag_duration_s(truths: Sequence, bag) -> float:
     """Seconds the bag's ground-truth frames span, one frame period included."""
-    from spotvlm_ros.bags import read_ground_truth
-
-    stamps = sorted(_stamp_ns(t.header) for t in read_ground_truth(bag))
+    stamps = sorted(_stamp_ns(t.header) for t in truths)
     if not stamps:
         raise ValueError(f'{bag} holds no ground truth')
     steps = [b - a for a, b in zip(stamps, stamps[1:])]
@@ -256,8 +254,9 @@ def run_live(bag: Union[str, pathlib.Path], out_dir: Union[str, pathlib.Path], q
             raise ValueError(f'live mode runs only {NODE_STRATEGIES}, not {strategy!r}')
     live_dir = pathlib.Path(out_dir) / 'live'
     live_dir.mkdir(parents=True, exist_ok=True)
-    frames = len(read_ground_truth(bag))
-    mean_delay = trace_mean_delay_s(trace, trace_params, bag_duration_s(bag), seed)
+    truths = read_ground_truth(bag)
+    frames = len(truths)
+    mean_delay = trace_mean_delay_s(trace, trace_params, bag_duration_s(truths, bag), seed)
     name = trace_name or trace
     records = []
     for strategy in strategies:

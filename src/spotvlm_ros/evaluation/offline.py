@@ -122,7 +122,8 @@ class _Replay:
     def edge_strategy(self, strategy: str, items: list, cloud: ContextStore) -> list:
         """The edge node's worker: one answer at a time, the newest waiting frame next."""
         use_history, use_focus, own = EDGE_INPUTS[strategy]
-        mine = ContextStore(dataclasses.replace(self.settings.context, own_history=True))
+        mine = ContextStore(dataclasses.replace(self.settings.context, own_history=True)) \
+            if own else None
         records = {frame.index: self.record(strategy, frame, truth) for frame, truth in items}
 
         def run(item, start: float) -> float:
