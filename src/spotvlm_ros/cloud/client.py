@@ -22,7 +22,7 @@ from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT, LOOPBACK_HOSTS
 from spotvlm_ros.cloud.encoding import encode_keyframe
 from spotvlm_ros.cloud.grounding import parse_regions
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, GROUNDING_FORMATS, system_prompt
-from spotvlm_ros.core._checks import non_negative, non_negative_int, positive, positive_int, require
+from spotvlm_ros.core.checks import non_negative, non_negative_int, positive, positive_int, require
 from spotvlm_ros.core.types import CloudAnswer, Region
 
 log = logging.getLogger(__name__)

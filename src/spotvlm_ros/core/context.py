@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Optional
 
-from spotvlm_ros.core._checks import non_negative, positive, positive_int, require
+from spotvlm_ros.core.checks import non_negative, positive, positive_int, require
 from spotvlm_ros.core.compression import (
     DEFAULT_MAX_CHARS, TokenCounter, compress_answer, sanitize_cloud_text, word_count)
 from spotvlm_ros.core.types import SOURCE_CLOUD, CloudAnswer, HistoryTurn

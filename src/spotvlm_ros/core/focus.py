@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from spotvlm_ros.core._checks import (
+from spotvlm_ros.core.checks import (
     fraction, in_range, non_negative, positive, positive_int, require)
 from spotvlm_ros.core.flow import propagate_regions
 from spotvlm_ros.core.images import resize_image

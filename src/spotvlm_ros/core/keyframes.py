@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from spotvlm_ros.core._checks import (
+from spotvlm_ros.core.checks import (
     fraction, non_negative, positive, positive_int, require)
 
 CLOSED, OPEN, HALF_OPEN = 'closed', 'open', 'half_open'

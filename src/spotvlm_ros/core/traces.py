@@ -9,7 +9,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from spotvlm_ros.core._checks import finite, non_negative, positive, require
+from spotvlm_ros.core.checks import finite, non_negative, positive, require
 
 TRACE_KINDS = ('constant', 'uniform', 'normal', 'lognormal', 'pareto', 'spikes', 'outages',
                'pareto_outages')

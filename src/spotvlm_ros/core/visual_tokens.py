@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from spotvlm_ros.core._checks import positive_int, require
+from spotvlm_ros.core.checks import positive_int, require
 
 QWEN2_5_VL_MIN_PIXELS = 56 * 56
 QWEN2_5_VL_MAX_PIXELS = 14 * 14 * 4 * 16384

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from spotvlm_ros.core._checks import non_negative, positive, positive_int, require
+from spotvlm_ros.core.checks import non_negative, positive, positive_int, require
 from spotvlm_ros.core.context import ContextConfig, ContextStore
 from spotvlm_ros.core.focus import FocusConfig, focus_regions
 from spotvlm_ros.core.images import shrink

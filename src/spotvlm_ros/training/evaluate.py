@@ -74,6 +74,29 @@ def table(results: dict) -> str:
     return '\n'.join(rows)
 
 
+def paired_gap(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Mean of a - b over the same questions, its paired standard error, wins and losses."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float('nan')
+    return {'gap': float(d.mean()), 'se': se, 'wins': int((d > 0).sum()),
+            'losses': int((d < 0).sum()), 'n': len(d)}
+
+
+def gap_table(results: dict, better: str = 'cloud alone', base: str = 'edge alone') -> str:
+    """The Markdown table of `better` against `base`, question by question, per family."""
+    fams = results['families']
+    rows = [f'| {better} - {base} | gap | paired SE | gap / SE | wins | losses |',
+            '|---|---|---|---|---|---|']
+    for family in FAMILIES:
+        if not fams[base][family]:
+            continue
+        g = paired_gap(fams[better][family], fams[base][family])
+        ratio = g['gap'] / g['se'] if g['se'] > 0 else float('nan')
+        rows.append(f"| {family} (n={g['n']}) | {g['gap']:+.3f} | {g['se']:.3f} | "
+                    f"{ratio:.1f} | {g['wins']} | {g['losses']} |")
+    return '\n'.join(rows)
+
+
 def merge(paths) -> dict:
     """The scores of several --out files (a split run) as one result."""
     merged = {'families': defaultdict(lambda: defaultdict(list)),
@@ -101,7 +124,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--merge', nargs='+', default=None, help='only merge --out files')
     args = parser.parse_args(argv)
     if args.merge:
-        print(table(merge(args.merge)))
+        merged = merge(args.merge)
+        print(table(merged) + '\n\n' + gap_table(merged))
         return 0
     import torch
 
@@ -115,7 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     frames = [int(f) for f in args.frames.split(',')]
     results = evaluate(edge, cloud, seeds, frames, args.context_age,
                        log=lambda m: print(m, flush=True))
-    print(table(results))
+    print(table(results) + '\n\n' + gap_table(results))
     if args.out:
         Path(args.out).write_text(json.dumps(
             {'seeds': seeds, 'frames': frames, 'context_age_s': args.context_age,

@@ -42,7 +42,7 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
 def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: int,
           pool: dict, log=print, max_s: float = float('inf'),
           init_from: Optional[Path] = None, key_weight: float = 1.0,
-          zoom_curriculum: float = 0.0) -> dict:
+          zoom_curriculum: float = 0.0, stop_after: Optional[int] = None) -> dict:
     """Build the role's model, train it, save it as fp16 safetensors; the run's summary."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -63,6 +63,10 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
     start = time.perf_counter()
     losses = []
     for step in range(steps):
+        if stop_after is not None and step >= stop_after:
+            # The schedule (learning rate, zoom) stays that of `steps`: repeats a capped run.
+            log(f'{role}: stopped after {step} of {steps} steps as asked')
+            break
         if time.perf_counter() - start > max_s:
             log(f'{role}: time cap reached after {step} of {steps} steps')  # a safety stop
             break
@@ -114,6 +118,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--max-minutes', type=float, default=float('inf'),
                         help='stop early (and save) past this much training time')
+    parser.add_argument('--stop-after', type=int, default=None,
+                        help='stop (and save) after this many of the --steps, keeping their '
+                             'schedule: repeats a run that --max-minutes stopped')
     parser.add_argument('--init-from', default=None,
                         help='start from this checkpoint of the same role (a second stage)')
     parser.add_argument('--key-weight', type=float, default=1.0,
@@ -133,7 +140,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary = train(args.role, Path(args.out_dir), args.steps, args.batch_size, args.lr,
                     args.seed, pool, log=lambda m: print(m, flush=True),
                     max_s=args.max_minutes * 60, init_from=args.init_from,
-                    key_weight=args.key_weight, zoom_curriculum=args.zoom_curriculum)
+                    key_weight=args.key_weight, zoom_curriculum=args.zoom_curriculum,
+                    stop_after=args.stop_after)
     print(json.dumps(summary), flush=True)
     return 0
 

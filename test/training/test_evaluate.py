@@ -1,0 +1,34 @@
+"""The held-out comparison's arithmetic: paired gaps between strategies on the same questions."""
+
+import math
+
+import pytest
+
+from spotvlm_ros.training.evaluate import STRATEGIES, gap_table, merge, paired_gap
+
+
+def test_paired_gap_counts_wins_losses_and_its_standard_error():
+    g = paired_gap([1, 1, 0, 1], [0, 1, 1, 0])
+    assert g['gap'] == pytest.approx(0.25) and (g['wins'], g['losses'], g['n']) == (2, 1, 4)
+    # differences 1, 0, -1, 1: sample std 0.957, over sqrt(4)
+    assert g['se'] == pytest.approx(0.9574271 / 2, rel=1e-6)
+
+
+def test_paired_gap_of_one_question_has_no_standard_error():
+    assert math.isnan(paired_gap([1.0], [0.0])['se'])
+
+
+def test_gap_table_compares_the_merged_halves_question_by_question(tmp_path):
+    import json
+
+    def half(cloud, edge):
+        families = {s: {'vqa': edge, 'grounding': []} for s in STRATEGIES}
+        families['cloud alone'] = {'vqa': cloud, 'grounding': []}
+        return {'families': families, 'questions': {}}
+
+    paths = [tmp_path / 'a.json', tmp_path / 'b.json']
+    paths[0].write_text(json.dumps(half([1, 1], [0, 1])))
+    paths[1].write_text(json.dumps(half([0, 1], [0, 0])))
+    rows = gap_table(merge(paths)).splitlines()
+    assert rows[2] == '| vqa (n=4) | +0.500 | 0.289 | 1.7 | 2 | 0 |'
+    assert len(rows) == 3  # a family with no questions gets no row
