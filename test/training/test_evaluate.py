@@ -22,13 +22,16 @@ def test_gap_table_compares_the_merged_halves_question_by_question(tmp_path):
     import json
 
     def half(cloud, edge):
-        families = {s: {'vqa': edge, 'grounding': []} for s in STRATEGIES}
-        families['cloud alone'] = {'vqa': cloud, 'grounding': []}
+        families = {s: {'vqa': edge, 'grounding': [], 'description': [0.5]}
+                    for s in STRATEGIES}
+        families['cloud alone'] = {'vqa': cloud, 'grounding': [], 'description': [0.0]}
         return {'families': families, 'questions': {}}
 
     paths = [tmp_path / 'a.json', tmp_path / 'b.json']
     paths[0].write_text(json.dumps(half([1, 1], [0, 1])))
     paths[1].write_text(json.dumps(half([0, 1], [0, 0])))
     rows = gap_table(merge(paths)).splitlines()
-    assert rows[2] == '| vqa (n=4) | +0.500 | 0.289 | 1.7 | 2 | 0 |'
-    assert len(rows) == 3  # a family with no questions gets no row
+    # a family with no questions gets no row; 'all' pools the questions of every family
+    assert rows[2:] == ['| description (n=2) | -0.500 | 0.000 | nan | 0 | 2 |',
+                        '| vqa (n=4) | +0.500 | 0.289 | 1.7 | 2 | 0 |',
+                        '| all (n=6) | +0.167 | 0.279 | 0.6 | 2 | 2 |']

@@ -87,12 +87,12 @@ def gap_table(results: dict, better: str = 'cloud alone', base: str = 'edge alon
     fams = results['families']
     rows = [f'| {better} - {base} | gap | paired SE | gap / SE | wins | losses |',
             '|---|---|---|---|---|---|']
-    for family in FAMILIES:
-        if not fams[base][family]:
-            continue
-        g = paired_gap(fams[better][family], fams[base][family])
+    groups = [(f, fams[better][f], fams[base][f]) for f in FAMILIES if fams[base][f]]
+    groups.append(('all', sum((g[1] for g in groups), []), sum((g[2] for g in groups), [])))
+    for name, ours, theirs in groups:
+        g = paired_gap(ours, theirs)
         ratio = g['gap'] / g['se'] if g['se'] > 0 else float('nan')
-        rows.append(f"| {family} (n={g['n']}) | {g['gap']:+.3f} | {g['se']:.3f} | "
+        rows.append(f"| {name} (n={g['n']}) | {g['gap']:+.3f} | {g['se']:.3f} | "
                     f"{ratio:.1f} | {g['wins']} | {g['losses']} |")
     return '\n'.join(rows)
 
