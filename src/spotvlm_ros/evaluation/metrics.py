@@ -117,9 +117,9 @@ def _row(group: list, deadline_s: float) -> dict:
     accuracies, on_time_accuracies = [], []
     for family in FAMILIES:
         scores = [r.score for r in group if r.family == family]
-        row[_ACC_COLUMN[family]] = _mean(scores)
+        accuracy = row[_ACC_COLUMN[family]] = _mean(scores)
         if scores:
-            accuracies.append(_mean(scores))
+            accuracies.append(accuracy)
             # Averaged like acc_mean (per family, then over families), so the two compare.
             on_time_accuracies.append(_mean([r.score if ok else 0.0 for r, ok
                                              in zip(group, on_time) if r.family == family]))
