@@ -17,6 +17,7 @@ VERBS: dict[str, tuple[str, str]] = {
     'make-tiny-model': ('spotvlm_ros.models.tiny', 'build a tiny random-weight Qwen2.5-VL checkpoint offline'),
     'make-bag': ('spotvlm_ros.scenes.make_bag', 'write a synthetic driving sequence with ground truth as an MCAP bag'),
     'train-model': ('spotvlm_ros.training.train', 'train the default edge or cloud model on generated scenes (CPU)'),
+    'build-replies': ('spotvlm_ros.training.replies', "the models' own replies on whole training drives, for edge training"),
     'eval-scenes': ('spotvlm_ros.training.evaluate', 'accuracy on held-out scenes per task family and strategy'),
     'eval': ('spotvlm_ros.evaluation.main', 'replay a bag under cloud-latency traces and score every strategy'),
     'export-onnx': ('spotvlm_ros.models.onnx_export', 'export a checkpoint to ONNX for the onnx backend'),

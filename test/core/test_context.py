@@ -250,3 +250,24 @@ def test_arrival_order_does_not_change_the_history(stamps, data):
         out_of_order.add_cloud(cloud(tick / 10, f'about {tick}'))
     for frame in (0.0, 2.5, 5.0, 9.0):
         assert in_order.turns_for(frame) == out_of_order.turns_for(frame)
+
+
+def test_a_cloud_answer_replaces_older_own_turns_and_newer_ones_stay():
+    s = store(max_turns=4)
+    for k in range(6):
+        s.add_edge(k * 1.0, 'q', f'edge {k}')  # frames 0..5 s
+    s.add_cloud(cloud(2.0, 'cloud about 2 s'), available_at=4.5)
+    before = s.turns_for(4.0)  # the reply is not back yet: own turns only
+    assert [t.source for t in before] == [SOURCE_EDGE] * 4
+    after = s.turns_for(5.0)
+    assert [(t.source, t.source_stamp) for t in after] == [
+        (SOURCE_CLOUD, 2.0), (SOURCE_EDGE, 3.0), (SOURCE_EDGE, 4.0), (SOURCE_EDGE, 5.0)]
+
+
+def test_the_newest_cloud_turn_is_never_crowded_out_by_own_turns():
+    s = store(max_turns=2)
+    s.add_cloud(cloud(1.0, 'old cloud'))
+    s.add_cloud(cloud(2.0, 'cloud'))
+    for k in range(20):
+        s.add_edge(2.1 + k * 0.1, 'q', f'edge {k}')
+    assert [t.answer for t in s.turns_for(5.0)] == ['cloud', 'edge 19']

@@ -38,7 +38,7 @@ def answerer():
     edge = TransformersBackend(ROOT / 'models' / 'spotvlm-edge', max_new_tokens=64, warmup=False)
     cloud = TransformersBackend(ROOT / 'models' / 'spotvlm-cloud', max_new_tokens=128,
                                 warmup=False)
-    return Answerer(edge, cloud, FocusConfig(token_budget=96))
+    return Answerer(edge, cloud)
 
 
 def constant(delay_s: float) -> LatencyTrace:
@@ -138,7 +138,7 @@ def test_strategies_differ_as_their_names_say(frames, answerer):
 
 
 def test_measured_time_replaces_the_fixed_cost(frames, answerer):
-    measured = Answerer(answerer.edge_backend, answerer.cloud_backend, answerer.focus,
+    measured = Answerer(answerer.edge_backend, answerer.cloud_backend,
                         edge_cost_s=None)
     settings = OfflineSettings(every=10, edge_cost_s=None)
     records = simulate(frames, [constant(1.0)], measured, settings, [R.EDGE_ONLY], [LIGHT])

@@ -98,3 +98,43 @@ def test_motion_is_smooth():
         for o in b.objects:
             if o.track_id in by_id:
                 assert abs(o.distance_m - by_id[o.track_id].distance_m) < 1.5
+
+
+def test_the_first_stretch_is_the_seeds_own_scene():
+    import dataclasses
+
+    scene = sample_scene(1_000_001)
+    alone = dataclasses.replace(scene, segments=())
+    for index in (0, 50, 199):
+        fa, ta = frame_truth(scene, index, W, H)
+        fb, tb = frame_truth(alone, index, W, H)
+        assert np.array_equal(fa, fb) and answers(ta) == answers(tb)
+
+
+def test_a_long_drive_keeps_changing():
+    # Later segments bring new agents: a minute of driving has several light and count
+    # changes, and objects whose ids belong to segments after the first.
+    changes, late_ids = {Q_LIGHT: 0, Q_COUNT: 0}, set()
+    for seed in (2_000_000, 2_000_001, 2_000_002):
+        previous = None
+        for _, truth in sequence(seed, 600, W, H):
+            now = dict(answers(truth))
+            late_ids |= {o.track_id // 1000 for o in truth.objects if o.track_id >= 1000}
+            if previous is not None:
+                for q in changes:
+                    changes[q] += now[q] != previous[q]
+            previous = now
+    assert changes[Q_LIGHT] >= 6 and changes[Q_COUNT] >= 6
+    assert {1, 2} <= late_ids
+
+
+def test_the_limit_changes_at_the_new_zones_first_sign():
+    for seed in range(200):
+        scene = sample_scene(seed)
+        zones = scene.zones(60.0)
+        if scene.speed_limit is not None and len(zones) > 1:
+            break
+    (_, first), (start, second) = zones[0], zones[1]
+    t_sign = start / scene.ego_speed
+    assert scene.limit_at(t_sign - 0.05) == first
+    assert scene.limit_at(t_sign + 0.05) == second

@@ -22,7 +22,7 @@ class ContextConfig:
 
     max_age_s: float = 10.0  # a context older than this (at the answered frame) is dropped
     max_turns: int = 3  # history turns per prompt; cloud turns are chosen first
-    own_history: bool = False  # also keep the edge model's own answers as history
+    own_history: bool = True  # keep the edge model's own answers, which cloud ones replace
     budget_tokens: int = 48  # per answer, counted with the edge model's tokenizer
     max_answer_chars: int = DEFAULT_MAX_CHARS  # cloud text is cut here before compression
     match_tolerance_s: float = 0.005  # an edge answer this close to a keyframe is that frame's
@@ -95,7 +95,7 @@ class ContextStore:
 
     def add_edge(self, stamp: float, query: str, answer: str,
                  available_at: Optional[float] = None) -> bool:
-        """Store the edge model's own answer (own-history mode only); False if not kept."""
+        """Store the edge model's own answer (when own_history); False if not kept."""
         if not self.config.own_history:
             return self._count('disabled')
         if not _is_stamp(stamp) or (available_at is not None and not _is_stamp(available_at)):
@@ -113,24 +113,23 @@ class ContextStore:
     def turns_for(self, frame_stamp: float, max_turns: Optional[int] = None) -> list:
         """History turns for the frame at `frame_stamp`, oldest first, each with its age.
 
-        Only answers about frames at or before it, known by then and younger than max_age_s;
-        cloud turns first, then (own history) edge turns for frames no cloud answer covers.
+        Only answers about frames at or before it, known by then and younger than max_age_s.
+        Context replacement: the newest cloud answer takes the place of the edge's own turns
+        for its keyframe and every older frame; own turns newer than it stay. The newest cloud
+        turn is always kept, the other places go to the most recent remaining turns.
         """
         limit = self.config.max_turns if max_turns is None else max_turns
         if limit <= 0 or not _is_stamp(frame_stamp):
             return []
         with self._lock:
-            cloud = self._visible(self._cloud, frame_stamp)
+            cloud = [e for e in self._visible(self._cloud, frame_stamp) if e.answer]
             edge = self._visible(self._edge, frame_stamp) if self.config.own_history else []
-        covered = [e.stamp for e in cloud if e.answer]  # an empty cloud answer replaces nothing
-        chosen = [e for e in reversed(cloud) if e.answer][:limit]
-        room = limit - len(chosen)
-        if room > 0:
-            uncovered = (e for e in reversed(edge)
-                         if e.answer and not _near(covered, e.stamp,
-                                                   self.config.match_tolerance_s))
-            chosen += [e for _, e in zip(range(room), uncovered)]
-        chosen.sort(key=lambda e: (e.stamp, e.arrival))
+        # An empty cloud answer replaces nothing, so only answered keyframes cover frames.
+        covered = cloud[-1].stamp + self.config.match_tolerance_s if cloud else -math.inf
+        own = [e for e in edge if e.answer and e.stamp > covered]
+        rest = sorted(cloud[:-1] + own, key=lambda e: (e.stamp, e.arrival))
+        chosen = cloud[-1:] + rest[::-1]
+        chosen = sorted(chosen[:limit], key=lambda e: (e.stamp, e.arrival))
         return [HistoryTurn(e.query, e.answer, e.stamp, frame_stamp - e.stamp, e.source)
                 for e in chosen]
 
@@ -195,9 +194,3 @@ def _at_stamp(entries: list, stamp: float, tolerance: float) -> list:
     lo = bisect.bisect_left(entries, stamp - tolerance, key=lambda e: e.stamp)
     hi = bisect.bisect_right(entries, stamp + tolerance, key=lambda e: e.stamp)
     return entries[lo:hi]
-
-
-def _near(sorted_stamps: list, stamp: float, tolerance: float) -> bool:
-    """Whether any of `sorted_stamps` lies within `tolerance` of `stamp`."""
-    i = bisect.bisect_left(sorted_stamps, stamp - tolerance)
-    return i < len(sorted_stamps) and sorted_stamps[i] <= stamp + tolerance

@@ -8,8 +8,10 @@ from typing import Optional, Sequence
 
 from spotvlm_ros.cloud.grounding import parse_regions
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, system_prompt
-from spotvlm_ros.core.focus import FocusConfig, plan_focus_from_config
-from spotvlm_ros.core.types import CloudAnswer, HistoryTurn, Region
+from spotvlm_ros.core.composition import EdgeInputs
+from spotvlm_ros.core.types import CloudAnswer
+from spotvlm_ros.models.batched import BatchAnswer, generate_batch
+from spotvlm_ros.models.prompt import build_messages
 
 
 @dataclass(frozen=True)
@@ -30,24 +32,22 @@ class Answerer:
     first measurement); a number is the fixed cost model, which keeps runs bit-identical.
     """
 
-    def __init__(self, edge, cloud, focus: FocusConfig, edge_cost_s: Optional[float] = 0.1,
+    def __init__(self, edge, cloud, edge_cost_s: Optional[float] = 0.1,
                  cloud_cost_s: float = 0.0):
         self.edge_backend = edge
         self.cloud_backend = cloud
-        self.focus = focus
         self.edge_cost_s = edge_cost_s
         self.cloud_cost_s = cloud_cost_s
         self._edge: dict = {}
         self._cloud: dict = {}
         self.calls = {'edge': 0, 'cloud': 0}
 
-    def edge(self, frame, question: str, turns: Sequence[HistoryTurn] = (),
-             regions: Sequence[Region] = ()) -> Answer:
-        """The edge model on `frame` with these history turns and focus regions."""
-        key = (frame.index, question, tuple(turns), tuple(regions))  # both frozen
+    def edge(self, frame, question: str, inputs: Optional[EdgeInputs] = None) -> Answer:
+        """The edge model on `frame` with a strategy's inputs (None: the frame alone)."""
+        turns, regions = (inputs.turns, inputs.regions) if inputs else ((), ())
+        key = (frame.index, question, tuple(turns), tuple(regions))  # all frozen
         if key not in self._edge:
-            # As the edge node does: a focus plan only when there are regions to look at.
-            plan = plan_focus_from_config(frame.image, regions, self.focus) if regions else None
+            plan = inputs.focus if inputs else None
             result = self.edge_backend.answer(frame.image, question, list(turns), plan)
             self.calls['edge'] += 1
             cost = result.timings.total_s if self.edge_cost_s is None else self.edge_cost_s
@@ -55,18 +55,46 @@ class Answerer:
                                      len(plan.crops) if plan else 0)
         return self._edge[key]
 
+    def prefetch_edge(self, asks: Sequence[tuple], batch_size: int = 16) -> None:
+        """The edge model's answers to these (frame, question) pairs with no context, batched."""
+        todo = list({(f.index, q): (f, q) for f, q in asks
+                     if (f.index, q, (), ()) not in self._edge}.values())
+        if len(todo) < 2 or self.edge_cost_s is None:
+            return  # measured costs are single answers' own times: edge() measures them
+        replies = generate_batch(self.edge_backend, [build_messages(f.image, q) for f, q in todo],
+                                 batch_size)
+        self.calls['edge'] += len(todo)
+        for (frame, question), reply in zip(todo, replies):
+            self._edge[(frame.index, question, (), ())] = Answer(
+                reply.text, self.edge_cost_s, reply.prompt_tokens, reply.new_tokens)
+
     def cloud(self, frame, question: str, seq: int = 0) -> tuple:
         """(CloudAnswer as the bridge would publish it, the raw Answer) for a keyframe."""
         key = (frame.index, question)
         if key not in self._cloud:
-            prompt = system_prompt(FORMAT_PIXELS, frame.size)
-            result = self.cloud_backend.answer(frame.image, question, system_prompt=prompt)
-            self.calls['cloud'] += 1
-            text, regions, _ = parse_regions(result.text, FORMAT_PIXELS, frame.size, frame.size)
-            parsed = CloudAnswer(frame.stamp, 0, question, text, regions,
-                                 model=getattr(self.cloud_backend, 'name', ''),
-                                 image_size=frame.size)
-            raw = Answer(result.text, self.cloud_cost_s, result.prompt_tokens, result.new_tokens)
-            self._cloud[key] = (parsed, raw)
+            self.prefetch_cloud([(frame, question)])
         parsed, raw = self._cloud[key]
         return dataclasses.replace(parsed, keyframe_seq=seq), raw
+
+    def prefetch_cloud(self, asks: Sequence[tuple], batch_size: int = 16) -> None:
+        """Compute the cloud's replies to these (frame, question) pairs, batched, once each."""
+        todo = list({(f.index, q): (f, q) for f, q in asks if (f.index, q) not in self._cloud}
+                    .values())
+        if not todo:
+            return
+        chats = [build_messages(f.image, q, system_prompt=system_prompt(FORMAT_PIXELS, f.size))
+                 for f, q in todo]
+        if len(todo) == 1:  # the backend's own path: its token counts, no padding
+            result = self.cloud_backend.answer(todo[0][0].image, todo[0][1],
+                                               system_prompt=chats[0][0]['content'][0]['text'])
+            replies = [BatchAnswer(result.text, result.prompt_tokens, result.new_tokens)]
+        else:
+            replies = generate_batch(self.cloud_backend, chats, batch_size)
+        self.calls['cloud'] += len(todo)
+        model = getattr(self.cloud_backend, 'name', '')
+        for (frame, question), reply in zip(todo, replies):
+            text, regions, _ = parse_regions(reply.text, FORMAT_PIXELS, frame.size, frame.size)
+            parsed = CloudAnswer(frame.stamp, 0, question, text, regions, model=model,
+                                 image_size=frame.size)
+            raw = Answer(reply.text, self.cloud_cost_s, reply.prompt_tokens, reply.new_tokens)
+            self._cloud[(frame.index, question)] = (parsed, raw)

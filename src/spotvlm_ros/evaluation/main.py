@@ -13,6 +13,7 @@ from spotvlm_ros.evaluation import records as R
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PARAMS = ROOT / 'config' / 'spotvlm.yaml'
+DEFAULT_BAG = ROOT / 'bags' / 'sample_scene'
 # Mean delays of the README table, and a heavy-tailed trace with outages.
 DEFAULT_TRACES = ('constant:delay_s=0', 'constant:delay_s=1', 'constant:delay_s=3',
                   'constant:delay_s=6', 'constant:delay_s=9',
@@ -43,7 +44,14 @@ def trace_from_spec(spec: str, seed: int, duration_s: float):
 
 def _arguments(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='spotvlm eval', description=__doc__.splitlines()[0])
-    parser.add_argument('--bag', default=str(ROOT / 'bags' / 'sample_scene'))
+    parser.add_argument('--bag', action='append', default=None,
+                        help='bag to replay (repeatable; default: the sample bag)')
+    parser.add_argument('--seeds', default=None, metavar='FIRST:LAST',
+                        help='also generate and replay the drives of these scene seeds '
+                             '(LAST exclusive), e.g. 1000000:1000008 (validation split)')
+    parser.add_argument('--seconds', type=float, default=60.0, help='length of generated drives')
+    parser.add_argument('--drives-dir', default='.cache/drives', help='where generated drives go')
+    parser.add_argument('--jobs', type=int, default=1, help='drives evaluated in parallel')
     parser.add_argument('--out', default='results/eval', help='results folder')
     parser.add_argument('--edge', default=str(ROOT / 'models' / 'spotvlm-edge'))
     parser.add_argument('--cloud', default=str(ROOT / 'models' / 'spotvlm-cloud'))
@@ -103,7 +111,7 @@ def load_models(args, params: dict):
             TransformersBackend(args.cloud, max_new_tokens=cloud_tokens, warmup=False))
 
 
-def run_offline(args, frames, params: dict, settings) -> list:
+def run_offline(args, frames, params: dict, settings, models=None) -> list:
     """Every strategy on every trace and question, scored."""
     from tqdm import tqdm
 
@@ -117,8 +125,8 @@ def run_offline(args, frames, params: dict, settings) -> list:
               for s in (args.trace or DEFAULT_TRACES)]
     questions = args.question or questions_of(frames)
     strategies = [s.strip() for s in args.strategies.split(',') if s.strip()]
-    edge, cloud = load_models(args, params)
-    answerer = Answerer(edge, cloud, settings.focus, settings.edge_cost_s, settings.cloud_cost_s)
+    edge, cloud = models or load_models(args, params)
+    answerer = Answerer(edge, cloud, settings.edge_cost_s, settings.cloud_cost_s)
     bar = tqdm(total=len(traces) * len(questions), desc='offline', unit='question',
                disable=args.no_progress, file=sys.stderr)
     records = simulate(frames, traces, answerer, settings, strategies, questions, bar.update)
@@ -128,13 +136,13 @@ def run_offline(args, frames, params: dict, settings) -> list:
     return [score_record(r) for r in records]
 
 
-def run_live(args) -> list:
+def run_live(args, bag: Path) -> list:
     """The real nodes on the bag for the node strategies, scored."""
     from spotvlm_ros.evaluation.live import run_live as live
     from spotvlm_ros.evaluation.metrics import score_record
 
     kind, trace_params = split_spec(args.live_trace)
-    records = live(Path(args.bag), Path(args.out), args.live_question, R.NODE_STRATEGIES,
+    records = live(bag, Path(args.out), args.live_question, R.NODE_STRATEGIES,
                    kind, trace_params, args.edge, args.cloud,
                    extra_params=list(DEFAULT_OVERRIDES) + list(args.param),
                    trace_name=args.live_trace, seed=args.seed)
@@ -152,6 +160,82 @@ def answered_in_both(offline: list, live: list) -> tuple:
     return ([r for r in offline if key(r) in answered], [r for r in live if key(r) in answered])
 
 
+def drive_bags(args) -> list:
+    """The bags to replay: --bag ones, then the --seeds drives (generated once, then reused)."""
+    bags = [Path(b) for b in args.bag or ([] if args.seeds else [DEFAULT_BAG])]
+    if args.seeds:
+        from spotvlm_ros.bags import write_scene_bag
+        from spotvlm_ros.scenes.truth import sequence
+
+        first, _, last = args.seeds.partition(':')
+        try:
+            seeds = range(int(first), int(last) if last else int(first) + 1)
+        except ValueError:
+            raise ValueError(f"--seeds {args.seeds!r} is not FIRST:LAST") from None
+        if not seeds or args.seconds <= 0:
+            raise ValueError(f'--seeds {args.seeds} --seconds {args.seconds} gives no drive')
+        for seed in seeds:
+            bag = Path(args.drives_dir) / f'seed{seed}_{args.seconds:g}s'
+            if not (bag / 'metadata.yaml').exists():
+                frames = sequence(seed, round(args.seconds * 10), fps=10.0)
+                write_scene_bag(bag, frames, 0.1)
+            bags.append(bag)
+    return bags
+
+
+def evaluate_drive(args, bag: Path, params: dict, settings, models=None) -> list:
+    """The scored offline records of one bag, each naming it as its drive."""
+    from spotvlm_ros.evaluation.replay import load_bag
+
+    frames = load_bag(bag, max_frames=args.max_frames)
+    records = run_offline(args, frames, params, settings, models)
+    for record in records:
+        record.drive = bag.name
+    return records
+
+
+def _evaluate_in_worker(args, bag: Path, params: dict, settings) -> list:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    return evaluate_drive(args, bag, params, settings)
+
+
+def evaluate_drives(args, bags: list, params: dict, settings) -> list:
+    """Every bag's records, `args.jobs` bags at a time, in the bags' order."""
+    if args.jobs <= 1 or len(bags) == 1:
+        models = load_models(args, params)
+        return [r for bag in bags for r in evaluate_drive(args, bag, params, settings, models)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    quiet = argparse.Namespace(**{**vars(args), 'no_progress': True})
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
+        futures = [pool.submit(_evaluate_in_worker, quiet, bag, params, settings) for bag in bags]
+        return [r for future in futures for r in future.result()]
+
+
+def write_drive_tables(out: Path, records: list, bags: list, deadline_s: float) -> None:
+    """Per-drive rows, means over drives with 95 % intervals and paired gaps, change rates."""
+    from spotvlm_ros.evaluation.drives import (change_rates, per_drive_rows, pooled_markdown,
+                                               pooled_rows)
+    from spotvlm_ros.evaluation.replay import load_bag
+    from spotvlm_ros.evaluation.report import metrics_csv
+
+    drive_rows = per_drive_rows(records, deadline_s)
+    pooled = pooled_rows(drive_rows)
+    (out / 'drives.csv').write_text(metrics_csv(drive_rows, ('drive',)), encoding='utf-8')
+    rates = change_rates({b.name: load_bag(b) for b in bags})
+    lines = ['# Over drives', '', f'{len(bags)} drives: ' + ', '.join(b.name for b in bags), '',
+             'Means over drives of each drive\'s figure, ± the 95 % t-interval half-width; '
+             'gaps are paired, drive by drive (won: drives where the strategy is ahead).', '',
+             pooled_markdown(pooled), '## Answer changes per minute (ground truth)', '',
+             '| question | changes / min |', '|---|---|']
+    lines += [f'| {q} | {r:.2f} |' for q, r in rates.items()]
+    (out / 'drives.md').write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    print(pooled_markdown(pooled), flush=True)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _arguments(argv)
     import torch
@@ -167,21 +251,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         params = node_params(args.params_file, list(DEFAULT_OVERRIDES) + list(args.param))
         settings = settings_from(args, params)
-        frames = load_bag(args.bag, max_frames=args.max_frames)
+        bags = drive_bags(args)
+        if args.live and len(bags) > 1:
+            raise ValueError('--live replays one bag: give one --bag and no --seeds')
+        missing = [str(b) for b in bags if not b.exists()]
+        if missing:
+            raise ValueError(f'no such bag: {", ".join(missing)}')
     except (OSError, ValueError) as err:
         print(f'spotvlm eval: {err}', file=sys.stderr)
         return 2
-    records = run_offline(args, frames, params, settings)
+    records = evaluate_drives(args, bags, params, settings)
     rows = summarise(records, settings.deadline_s)
     agreement_rows, live_answered = None, None
     if args.live:
         # The same question, trace and strategies offline, on every frame as live answers them.
+        frames = load_bag(bags[0], max_frames=args.max_frames)
         live_args = argparse.Namespace(**{**vars(args), 'question': [args.live_question],
                                           'trace': [args.live_trace],
                                           'strategies': ','.join(R.NODE_STRATEGIES)})
         every_frame = dataclasses.replace(settings, every=1)
         offline = run_offline(live_args, frames, params, every_frame)
-        live = run_live(args)
+        live = run_live(args, bags[0])
         write_jsonl(Path(args.out) / 'live' / 'records.jsonl', live)
         live_answered = {row['strategy']: row['answered_rate']
                          for row in summarise(live, settings.deadline_s)}
@@ -190,7 +280,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    summarise(live, settings.deadline_s), LIVE_TOLERANCE)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    described = {'bag': Path(args.bag).name, 'frames': len(frames), 'every': args.every,
+    described = {'bag': ', '.join(b.name for b in bags),
+                 'frames': len({(r.drive, r.frame_index) for r in records}),
+                 'every': args.every,
                  'deadline_s': settings.deadline_s, 'edge_time': args.edge_time,
                  'edge_cost_s': settings.edge_cost_s, 'cloud_cost_s': settings.cloud_cost_s,
                  'edge_model': Path(args.edge).name, 'cloud_model': Path(args.cloud).name,
@@ -198,6 +290,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  'agreement_tolerance': LIVE_TOLERANCE if args.live else None,
                  'live_answered_rate': live_answered}
     written = write_results(out, records, rows, described, agreement_rows)
+    if len(bags) > 1:
+        write_drive_tables(out, records, bags, settings.deadline_s)
     print(f'{len(records)} records, {len(written)} files in {out} '
           f'({time.perf_counter() - start:.0f} s)', flush=True)
     return 0

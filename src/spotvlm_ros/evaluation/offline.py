@@ -6,14 +6,14 @@ the fixed edge cost model; measured inference times vary from run to run).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from spotvlm_ros.core.checks import non_negative, positive, positive_int, require
+from spotvlm_ros.core.composition import edge_inputs, fuse, strategy as strategy_named
 from spotvlm_ros.core.context import ContextConfig, ContextStore
-from spotvlm_ros.core.focus import FocusConfig, focus_regions
+from spotvlm_ros.core.focus import FocusConfig
 from spotvlm_ros.core.images import shrink
 from spotvlm_ros.core.keyframes import KeyframeConfig
 from spotvlm_ros.evaluation import records as R
@@ -21,15 +21,6 @@ from spotvlm_ros.evaluation.cloud_sim import (
     keyframe_requests, last_round_trip, mean_delay, round_trip)
 from spotvlm_ros.evaluation.records import AnswerRecord
 from spotvlm_ros.evaluation.replay import questions_of
-
-# Edge strategies: (history turns from the cloud, focus crops, the edge's own history).
-EDGE_INPUTS = {
-    R.EDGE_ONLY: (False, False, False),
-    R.EDGE_OWN_HISTORY: (False, False, True),
-    R.CONTEXT_TRANSFER: (True, True, False),
-    R.REPLACEMENT_ONLY: (True, False, False),
-    R.FOCUS_ONLY: (False, True, False),
-}
 
 
 @dataclass(frozen=True)
@@ -68,16 +59,26 @@ def simulate(frames: Sequence, traces: Sequence, answerer, settings: OfflineSett
     questions = list(questions) or questions_of(frames)
     stamps = [f.stamp for f in scored]
     out = []
-    for trace in traces:
-        requests = keyframe_requests(frames, trace, settings.keyframe, settings.cloud_timeout_s,
-                                     settings.cloud_cost_s)
-        replay = _Replay(frames, trace, requests, answerer, settings,
+    requests = [keyframe_requests(frames, trace, settings.keyframe, settings.cloud_timeout_s,
+                                  settings.cloud_cost_s) for trace in traces]
+    # Every cloud reply any strategy will read, computed up front in batches: each keyframe
+    # is asked the question of the moment, whatever its own ground truth holds.
+    rows = [strategy_named(s) for s in strategies]
+    keyframes = sorted({r.frame_index for rs in requests for r in rs if r.ok})
+    asks = [(frames[i], q) for i in keyframes for q in questions
+            if any(r.cloud_turns or r.focus or not r.on_edge for r in rows)]
+    scored_asks = [(f, q) for f in scored for q in questions if f.question(q)]
+    if any(not r.on_edge for r in rows):
+        asks += scored_asks
+    answerer.prefetch_cloud(asks)
+    answerer.prefetch_edge(scored_asks)  # the frame alone: every edge strategy's start
+    for trace, trace_requests in zip(traces, requests):
+        replay = _Replay(frames, trace, trace_requests, answerer, settings,
                          mean_delay(trace, stamps, settings.cloud_timeout_s))
         for question in questions:
             items = [(f, f.question(question)) for f in scored if f.question(question)]
-            store = replay.cloud_store(question)
             for strategy in strategies:
-                out += replay.run(strategy, question, items, store)
+                out += replay.run(strategy, question, items)
             progress()
     return out
 
@@ -100,18 +101,21 @@ class _Replay:
                             frame.stamp, truth.question, truth.family, truth.answer,
                             frame.size[0], frame.size[1])
 
-    def cloud_store(self, question: str) -> ContextStore:
+    def cloud_store(self, question: str, with_cloud: bool = True) -> ContextStore:
         """The fuser's store, holding every good reply, each hidden until it arrives."""
         store = ContextStore(self.settings.context)
-        for request in self.requests:
+        for request in self.requests if with_cloud else ():
             if request.ok:
                 answer, _ = self.answerer.cloud(self.frames[request.frame_index], question,
                                                 request.seq)
                 store.add_cloud(answer, available_at=request.done_at)
         return store
 
-    def run(self, strategy: str, question: str, items: list, store: ContextStore) -> list:
-        if strategy in EDGE_INPUTS:
+    def run(self, strategy: str, question: str, items: list) -> list:
+        chosen = strategy_named(strategy)
+        store = self.cloud_store(question, with_cloud=chosen.cloud_turns or chosen.focus or
+                                 not chosen.on_edge)
+        if chosen.on_edge:
             return self.edge_strategy(strategy, items, store)
         make = {R.CLOUD_LATEST: self.cloud_latest, R.CLOUD_WAIT: self.cloud_wait,
                 R.OFFLOAD: self.offload}[strategy]
@@ -119,46 +123,37 @@ class _Replay:
                 for frame, truth in items]
 
     # edge strategies ----------------------------------------------------------------------
-    def edge_strategy(self, strategy: str, items: list, cloud: ContextStore) -> list:
-        """The edge node's worker: one answer at a time, the newest waiting frame next."""
-        use_history, use_focus, own = EDGE_INPUTS[strategy]
-        mine = ContextStore(dataclasses.replace(self.settings.context, own_history=True)) \
-            if own else None
+    def edge_strategy(self, strategy: str, items: list, store: ContextStore) -> list:
+        """The edge node's worker: one answer at a time, the newest waiting frame next; each
+        answer goes back to the store as the edge's own turn, as the fuser hears it."""
         records = {frame.index: self.record(strategy, frame, truth) for frame, truth in items}
+        focus = self.settings.focus
 
         def run(item, start: float) -> float:
             frame, truth = item
-            turns = cloud.turns_for(frame.stamp) if use_history else []
-            if own:
-                turns = mine.turns_for(frame.stamp)
-            regions = self.focus_for(frame, cloud) if use_focus else []
-            answer = self.answerer.edge(frame, truth.question, turns, regions)
+            fused = fuse(store, frame.stamp, frame.size, focus, self.key_image(frame, store),
+                         frame.image)
+            inputs = edge_inputs(strategy, fused, frame.image, frame.stamp, focus)
+            answer = self.answerer.edge(frame, truth.question, inputs)
             done = start + answer.cost_s
-            newest = max((t.source_stamp for t in turns), default=None)
-            if newest is None and regions:
-                newest = cloud.newest_cloud(frame.stamp).keyframe_stamp
             _answered(records[frame.index], answer, done, frame.stamp,
-                      context_age_s=None if newest is None or own else frame.stamp - newest,
-                      used_context=bool(turns), used_focus=answer.crops > 0)
-            if own:
-                mine.add_edge(frame.stamp, truth.question, answer.text, available_at=done)
+                      context_age_s=inputs.context_age_s, used_context=bool(inputs.turns),
+                      used_focus=answer.crops > 0)
+            store.add_edge(frame.stamp, truth.question, answer.text, available_at=done)
             return done
 
         latest_first(items, lambda item: item[0].stamp, run)
         return list(records.values())
 
-    def focus_for(self, frame, store: ContextStore) -> list:
-        """The fuser's focus regions: the newest reply's boxes carried to this frame."""
+    def key_image(self, frame, store: ContextStore):
+        """The newest reply's keyframe as the fuser holds it: in its ring, at flow size."""
         newest = store.newest_cloud(frame.stamp)
         if newest is None or not newest.regions:
-            return []
+            return None
         key = self.frames[self._by_seq[newest.keyframe_seq].frame_index]
-        # The fuser tracks from its ring of recent frames, kept at flow resolution.
-        in_ring = frame.index - key.index < self.settings.frame_ring_size
-        key_image = shrink(key.image, self.settings.focus.flow_max_side) if in_ring else None
-        return focus_regions(newest.regions, newest.image_size, frame.size,
-                             frame.stamp - newest.keyframe_stamp, self.settings.focus,
-                             key_image=key_image, cur_image=frame.image)
+        if frame.index - key.index >= self.settings.frame_ring_size:
+            return None
+        return shrink(key.image, self.settings.focus.flow_max_side)
 
     # cloud strategies ---------------------------------------------------------------------
     def cloud_latest(self, record: AnswerRecord, frame, store: ContextStore) -> AnswerRecord:

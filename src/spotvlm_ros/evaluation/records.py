@@ -8,19 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
-# Strategies, in the order the tables list them.
-EDGE_ONLY = 'edge_only'  # the edge model alone, no history
-EDGE_OWN_HISTORY = 'edge_own_history'  # the edge model with its own earlier answers as history
-CLOUD_LATEST = 'cloud_latest'  # the newest cloud answer already back, however old
-CLOUD_WAIT = 'cloud_wait'  # every frame to the cloud; its answer when it comes back
-OFFLOAD = 'offload'  # to the cloud when the predicted delay meets the deadline, else the edge
-CONTEXT_TRANSFER = 'context_transfer'  # the edge with cloud history turns and focus crops
-REPLACEMENT_ONLY = 'replacement_only'  # ablation: history turns only
-FOCUS_ONLY = 'focus_only'  # ablation: focus crops only
-STRATEGIES = (EDGE_ONLY, EDGE_OWN_HISTORY, CLOUD_LATEST, CLOUD_WAIT, OFFLOAD, CONTEXT_TRANSFER,
-              REPLACEMENT_ONLY, FOCUS_ONLY)
-# The strategies the edge node itself runs (its `strategy` parameter): live mode runs these.
-NODE_STRATEGIES = (CONTEXT_TRANSFER, REPLACEMENT_ONLY, FOCUS_ONLY, EDGE_ONLY)
+# Strategy names and their table order live in core.composition; re-exported for the tables.
+from spotvlm_ros.core.composition import (  # noqa: E402,F401
+    CLOUD_LATEST, CLOUD_WAIT, CONTEXT_TRANSFER, EDGE_ONLY, EDGE_OWN_HISTORY, FOCUS_ONLY,
+    NODE_STRATEGIES, OFFLOAD, REPLACEMENT_ONLY, STRATEGIES)
 
 
 @dataclass
@@ -51,6 +42,7 @@ class AnswerRecord:
     prompt_tokens: int = 0
     new_tokens: int = 0
     score: Optional[float] = None  # 0..1, set by metrics.score_record
+    drive: str = ''  # the bag (drive) the frame belongs to, when several are evaluated
 
 
 def to_json_line(record: AnswerRecord) -> str:

@@ -70,13 +70,15 @@ def _csv_cell(value) -> str:
     return str(value)
 
 
-def metrics_csv(rows: list) -> str:
-    """The summary rows as CSV text: floats in repr (full precision), None as an empty cell."""
+def metrics_csv(rows: list, first: tuple = ()) -> str:
+    """The summary rows as CSV text: floats in repr (full precision), None as an empty cell;
+    `first` names columns to put before the summary's own."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(SUMMARY_COLUMNS)
+    columns = tuple(first) + SUMMARY_COLUMNS
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_csv_cell(row.get(column)) for column in SUMMARY_COLUMNS])
+        writer.writerow([_csv_cell(row.get(column)) for column in columns])
     return buffer.getvalue()
 
 

@@ -9,16 +9,17 @@ from typing import Optional
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from spotvlm_msgs.msg import CloudContext, FusedContext
+from spotvlm_msgs.msg import CloudContext, EdgeAnswer, FusedContext
 
+from spotvlm_ros.core.composition import fuse
 from spotvlm_ros.core.context import ContextConfig, ContextStore
-from spotvlm_ros.core.focus import FocusConfig, focus_regions
+from spotvlm_ros.core.focus import FocusConfig
 from spotvlm_ros.core.images import shrink
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (DiagnosticsPublisher, make_status, threshold_level)
 from spotvlm_ros.nodes.images import frame_or_skip
 from spotvlm_ros.nodes.params import declare, declare_config, require
-from spotvlm_ros.nodes.qos import CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS, image_qos
+from spotvlm_ros.nodes.qos import ANSWER_QOS, CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
 
 
@@ -46,11 +47,13 @@ class ContextFuser(Node):
         self._first_stamp: Optional[float] = None
         self._newest: Optional[tuple] = None  # (stamp, header, full frame) of the newest image
         self.counts = {'frames': 0, 'bad_frames': 0, 'contexts': 0, 'failed_contexts': 0,
-                       'published': 0}
+                       'edge_answers': 0, 'published': 0}
         self._pub = self.create_publisher(FusedContext, 'fused_context', FUSED_CONTEXT_QOS)
         self.create_subscription(Image, 'image', self._on_image, image_qos(reliable))
         self.create_subscription(CloudContext, 'cloud_context', self._on_cloud,
                                  CLOUD_CONTEXT_QOS)
+        # The edge's own answers are its history until a cloud answer replaces them.
+        self.create_subscription(EdgeAnswer, 'answer', self._on_answer, ANSWER_QOS)
         self._diag = DiagnosticsPublisher(self, 1.0, self._status)
         self.get_logger().info(
             f'fusing cloud contexts: max age {self.context_config.max_age_s:.1f} s, '
@@ -91,6 +94,11 @@ class ContextFuser(Node):
             self.counts['contexts'] += 1
             self._publish()
 
+    def _on_answer(self, msg: EdgeAnswer) -> None:
+        if msg.answer and self.store.add_edge(convert.to_sec(msg.header.stamp), msg.query,
+                                              msg.answer):
+            self.counts['edge_answers'] += 1
+
     def _newest_frame(self):
         with self._lock:
             return self._newest
@@ -105,22 +113,11 @@ class ContextFuser(Node):
 
     def fuse(self, stamp: float, header, frame: np.ndarray) -> FusedContext:
         """The fused context for the frame at `stamp`."""
-        msg = FusedContext(header=header, image_width=frame.shape[1],
-                           image_height=frame.shape[0], newest_age_s=-1.0)
-        turns = self.store.turns_for(stamp)
         newest = self.store.newest_cloud(stamp)
-        msg.turns = [convert.turn_to_msg(t) for t in turns]
-        if newest is not None:
-            age = stamp - newest.keyframe_stamp
-            key = self._keyframe_image(newest.keyframe_stamp)
-            regions = focus_regions(newest.regions, newest.image_size,
-                                    (frame.shape[1], frame.shape[0]), age, self.focus_config,
-                                    key_image=key, cur_image=frame)
-            msg.focus_regions = convert.regions_to_msgs(regions)
-            msg.newest_age_s = age
-            msg.newest_source_stamp = convert.to_stamp(newest.keyframe_stamp)
-        msg.has_context = bool(turns) or bool(msg.focus_regions)
-        return msg
+        key = self._keyframe_image(newest.keyframe_stamp) if newest is not None else None
+        fused = fuse(self.store, stamp, (frame.shape[1], frame.shape[0]), self.focus_config,
+                     key_image=key, cur_image=frame)
+        return convert.fused_to_msg(fused, header)
 
     def _publish(self) -> None:
         newest = self._newest_frame()

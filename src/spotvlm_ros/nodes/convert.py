@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 from builtin_interfaces.msg import Time
-from spotvlm_msgs.msg import CloudContext, HistoryTurn as HistoryTurnMsg, Region as RegionMsg
+from spotvlm_msgs.msg import CloudContext, FusedContext as FusedContextMsg
+from spotvlm_msgs.msg import HistoryTurn as HistoryTurnMsg, Region as RegionMsg
 
+from spotvlm_ros.core.composition import FusedContext
 from spotvlm_ros.core.types import CloudAnswer, HistoryTurn, Region
 
 _STATUS_TO_MSG = {'ok': CloudContext.STATUS_OK, 'timeout': CloudContext.STATUS_TIMEOUT,
@@ -76,3 +78,25 @@ def turn_from_msg(msg: HistoryTurnMsg, frame_stamp: float) -> HistoryTurn:
     source_stamp = to_sec(msg.source_stamp)
     return HistoryTurn(msg.query, msg.answer, source_stamp, frame_stamp - source_stamp,
                        msg.source)
+
+
+def fused_to_msg(fused: FusedContext, header) -> FusedContextMsg:
+    """The FusedContext message of a fused context; `header` is the fused frame's."""
+    width, height = fused.frame_size
+    msg = FusedContextMsg(header=header, image_width=width, image_height=height,
+                          turns=[turn_to_msg(t) for t in fused.turns],
+                          focus_regions=regions_to_msgs(fused.regions),
+                          has_context=fused.has_context, newest_age_s=-1.0)
+    if fused.newest_cloud_stamp is not None:
+        msg.newest_age_s = fused.stamp - fused.newest_cloud_stamp
+        msg.newest_source_stamp = to_stamp(fused.newest_cloud_stamp)
+    return msg
+
+
+def fused_from_msg(msg: FusedContextMsg) -> FusedContext:
+    """A fused context from its message; turns keep their source stamps (aged per frame)."""
+    stamp = to_sec(msg.header.stamp)
+    newest = to_sec(msg.newest_source_stamp) if msg.newest_age_s >= 0 else None
+    return FusedContext(stamp, (msg.image_width, msg.image_height),
+                        [turn_from_msg(t, stamp) for t in msg.turns],
+                        [region_from_msg(r) for r in msg.focus_regions], newest)

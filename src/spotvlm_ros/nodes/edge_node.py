@@ -21,7 +21,8 @@ from spotvlm_msgs.action import Ask
 from spotvlm_msgs.msg import EdgeAnswer, FusedContext
 from std_msgs.msg import String
 
-from spotvlm_ros.core.focus import FocusConfig, plan_focus_from_config, scale_regions
+from spotvlm_ros.core.composition import NODE_STRATEGIES, edge_inputs
+from spotvlm_ros.core.focus import FocusConfig
 from spotvlm_ros.models.base import EdgeBackend, ModelLoadError
 from spotvlm_ros.models.factory import KINDS, make_backend
 from spotvlm_ros.nodes import convert
@@ -32,13 +33,6 @@ from spotvlm_ros.nodes.params import declare, declare_config, require
 from spotvlm_ros.nodes.qos import ANSWER_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
 
-# strategy -> (history turns, focus crops)
-STRATEGIES = {
-    'context_transfer': (True, True),
-    'replacement_only': (True, False),
-    'focus_only': (False, True),
-    'edge_only': (False, False),
-}
 TINY_MODEL = 'tiny'  # model.path value: the project's offline tiny checkpoint, built on demand
 
 
@@ -63,7 +57,7 @@ class EdgeNode(LifecycleNode):
         self.query = declare(self, 'query', 'What should the ego vehicle do now?',
                              'standing question asked about every frame')
         self.strategy = declare(self, 'strategy', 'context_transfer',
-                                f'one of {", ".join(STRATEGIES)}')
+                                f'one of {", ".join(NODE_STRATEGIES)}')
         self.model_kind = declare(self, 'model.kind', 'transformers', f'one of {KINDS}')
         self.model_path = declare(self, 'model.path', TINY_MODEL,
                                   "local checkpoint folder or hub id; 'tiny' builds the offline one")
@@ -79,11 +73,10 @@ class EdgeNode(LifecycleNode):
         self.drop_warn = declare(self, 'diagnostics.drop_ratio_warn', 0.9,
                                  'dropped/received frames above which the node warns')
         reliable = declare(self, 'image_reliable', False, 'subscribe to images as reliable')
-        require(self.strategy in STRATEGIES, 'strategy',
-                f"'{self.strategy}' is not one of {', '.join(STRATEGIES)}")
+        require(self.strategy in NODE_STRATEGIES, 'strategy',
+                f"'{self.strategy}' is not one of {', '.join(NODE_STRATEGIES)}")
         require(self.model_kind in KINDS, 'model.kind', f"'{self.model_kind}' is not one of {KINDS}")
         require(self.max_new_tokens >= 1, 'model.max_new_tokens', 'must be >= 1')
-        self.use_history, self.use_focus = STRATEGIES[self.strategy]
 
         self.backend: Optional[EdgeBackend] = None
         self._active = False
@@ -246,43 +239,25 @@ class EdgeNode(LifecycleNode):
         """Run the model on one job and build its EdgeAnswer."""
         stamp = convert.to_sec(job.header.stamp)
         context = self._context if job.use_context else None
-        history = self._history(context, stamp) if self.use_history else []
-        regions = self._regions(context, job.frame) if self.use_focus else []
-        focus = plan_focus_from_config(job.frame, regions, self.focus_config) if regions else None
-        result = self.backend.answer(job.frame, job.query, history, focus,
+        fused = convert.fused_from_msg(context) if context is not None else None
+        inputs = edge_inputs(self.strategy, fused, job.frame, stamp, self.focus_config)
+        result = self.backend.answer(job.frame, job.query, inputs.turns, inputs.focus,
                                      self.system_prompt or None, job.on_text)
         self.inference.add(result.timings.total_s)
         self.counts['answered'] += 1
-        newest = max((t.source_stamp for t in history), default=None)
-        if newest is None and regions and context is not None:
-            newest = convert.to_sec(context.newest_source_stamp)
+        age = inputs.context_age_s
         msg = EdgeAnswer(
             header=job.header, query=job.query, answer=result.text, model=self.backend.name,
             strategy=self.strategy, inference_time_s=result.timings.total_s,
             has_context=context is not None and context.has_context,
-            context_age_s=-1.0 if newest is None else stamp - newest,
-            used_context=bool(history), used_focus=focus is not None and bool(focus.crops),
-            focus_regions=convert.regions_to_msgs(c.region for c in focus.crops) if focus else [],
+            context_age_s=-1.0 if age is None else age,
+            used_context=bool(inputs.turns), used_focus=inputs.crops > 0,
+            focus_regions=convert.regions_to_msgs(
+                c.region for c in inputs.focus.crops) if inputs.focus else [],
             visual_tokens=result.visual_tokens, prompt_tokens=result.prompt_tokens,
             new_tokens=result.new_tokens, frames_dropped=job.dropped_before)
         msg.latency_s = convert.to_sec(self.get_clock().now().to_msg()) - stamp
         return msg
-
-    def _history(self, context: Optional[FusedContext], stamp: float) -> list:
-        """The context's turns aged for this frame; none about a later frame."""
-        if context is None:
-            return []
-        turns = [convert.turn_from_msg(t, stamp) for t in context.turns]
-        return [t for t in turns if t.age_s >= 0]
-
-    def _regions(self, context: Optional[FusedContext], frame: np.ndarray) -> list:
-        """The context's focus regions in this frame's pixels."""
-        if context is None or not context.focus_regions or context.newest_age_s < 0:
-            return []
-        regions = [convert.region_from_msg(r) for r in context.focus_regions]
-        size = (frame.shape[1], frame.shape[0])
-        src = (context.image_width, context.image_height)
-        return scale_regions(regions, src, size) if src != size and all(src) else regions
 
     # misc -----------------------------------------------------------------------------
     def _resolve_model(self):

@@ -13,6 +13,7 @@ from spotvlm_ros.scenes.world import (COLOURS, LANE_W, ROAD_HALF_W, SIDE_X, VEHI
 
 CAM_HEIGHT_M = 1.4
 NEAR_Z, FAR_Z = 3.0, 120.0
+EGO_GAP_M = 4.0  # a leader in the ego's lane closer than this has left the road
 MIN_BOX_PX = 3.0  # smaller objects are too far to count as seen
 LIGHT_RGB = {'red': (255, 40, 30), 'yellow': (255, 200, 0), 'green': (40, 230, 70)}
 
@@ -112,32 +113,42 @@ def _background(scene: Scene, t: float, cam: Camera) -> np.ndarray:
 
 
 def _drawables(scene: Scene, t: float, cam: Camera) -> list:
-    out = []
-    for i, v in enumerate(scene.vehicles):
-        z = v.z0 + v.rel_speed * t
-        w, h = VEHICLE_SIZES[v.kind]
-        obj = SceneObject(i, v.kind, v.colour, (), z, v.lane * LANE_W)
-        out.append(_Drawable(obj, cam.box(v.lane * LANE_W, z, w, h),
-                             _vehicle_painter(COLOURS[v.colour])))
-    for i, p in enumerate(scene.pedestrians):
-        z = p.world_z - scene.odometry(t)
-        x = scene.pedestrian_x(p, t)
-        obj = SceneObject(100 + i, 'pedestrian', '', (), z, x)
-        out.append(_Drawable(obj, cam.box(x, z, 0.6, 1.75), _pedestrian))
-    if scene.light is not None:
-        z = scene.light.world_z - scene.odometry(t)
-        state = scene.light.state(t)
-        obj = SceneObject(200, 'traffic light', '', (), z, SIDE_X, light_state=state)
-        out.append(_Drawable(obj, cam.box(SIDE_X, z, 0.7, 1.6, base=3.2), _light_painter(state)))
-    for k, z in enumerate(scene.sign_zs(t)):
-        obj = SceneObject(300 + k, 'speed limit sign', '', (), z, SIDE_X,
-                          speed_limit=scene.speed_limit)
-        out.append(_Drawable(obj, cam.box(SIDE_X, z, 1.2, 1.2, base=1.6),
-                             _limit_painter(scene.speed_limit)))
+    out = _agents(scene, t, cam, scene.vehicles, scene.pedestrians, scene.light, 0.0, 0)
+    for segment in scene.active_segments(t):
+        out += _agents(scene, t, cam, segment.vehicles, segment.pedestrians, segment.light,
+                       segment.t_start, 1000 * segment.index)
+    for ident, z, limit in scene.signs(t):
+        obj = SceneObject(ident, 'speed limit sign', '', (), z, SIDE_X, speed_limit=limit)
+        out.append(_Drawable(obj, cam.box(SIDE_X, z, 1.2, 1.2, base=1.6), _limit_painter(limit)))
     if scene.stop_sign_z is not None:
         z = scene.stop_sign_z - scene.odometry(t)
         obj = SceneObject(400, 'stop sign', '', (), z, SIDE_X)
         out.append(_Drawable(obj, cam.box(SIDE_X, z, 1.1, 1.1, base=1.6), _stop_sign))
+    return out
+
+
+def _agents(scene: Scene, t: float, cam: Camera, vehicles, pedestrians, light, t0: float,
+            first_id: int) -> list:
+    """Drawables of one stretch's vehicles (z0 at time t0), pedestrians and light."""
+    out = []
+    for i, v in enumerate(vehicles):
+        z = v.z0 + v.rel_speed * (t - t0)
+        if v.lane == 0 and 0.0 < z < EGO_GAP_M:
+            continue  # the ego never drives into its leader: that one has turned off
+        w, h = VEHICLE_SIZES[v.kind]
+        obj = SceneObject(first_id + i, v.kind, v.colour, (), z, v.lane * LANE_W)
+        out.append(_Drawable(obj, cam.box(v.lane * LANE_W, z, w, h),
+                             _vehicle_painter(COLOURS[v.colour])))
+    for i, p in enumerate(pedestrians):
+        z = p.world_z - scene.odometry(t)
+        x = scene.pedestrian_x(p, t)
+        obj = SceneObject(first_id + 100 + i, 'pedestrian', '', (), z, x)
+        out.append(_Drawable(obj, cam.box(x, z, 0.6, 1.75), _pedestrian))
+    if light is not None:
+        z = light.world_z - scene.odometry(t)
+        state = light.state(t)
+        obj = SceneObject(first_id + 200, 'traffic light', '', (), z, SIDE_X, light_state=state)
+        out.append(_Drawable(obj, cam.box(SIDE_X, z, 0.7, 1.6, base=3.2), _light_painter(state)))
     return out
 
 

@@ -50,7 +50,7 @@ class FrameTruth:
     ego_speed: float
     objects: list  # SceneObjects, seen or hidden
     light_state: str  # red, yellow, green, none (no light in view)
-    speed_limit: str  # 30, 50, 70, none: the zone's limit, known once a sign was passed
+    speed_limit: str  # 30, 50, 70, none: the limit of the zone the ego is in (the first from t=0)
     vehicle_count: int
     pedestrian_ahead: bool
     action: str  # stop, slow down, go
@@ -86,7 +86,8 @@ def frame_truth(scene: Scene, index: int, width: int, height: int, fps: float = 
     vehicles = seen(objects, VEHICLE_KINDS)
     peds = seen(objects, ('pedestrian',))
     on_road = [p for p in peds if abs(p.lateral_m) < ROAD_HALF_W]
-    limit = str(scene.speed_limit) if scene.speed_limit is not None else 'none'
+    limit_now = scene.limit_at(t)
+    limit = str(limit_now) if limit_now is not None else 'none'
     stops = [s for s in seen(objects, ('stop sign',)) if s.distance_m < 25]
     action, reasons = _action(light, lights, on_road, vehicles, stops)
     truth = FrameTruth(scene.seed, index, t, width, height, scene.ego_speed, objects, light,

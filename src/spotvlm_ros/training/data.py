@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from spotvlm_ros.scenes.truth import DESCRIPTION, FAMILIES, GROUNDING
+from spotvlm_ros.training.context_samples import context_sample
 from spotvlm_ros.training.samples import (EDGE_MIXTURE, Sample, cloud_sample, edge_sample,
                                           jitter_regions, regions_of, teacher_turn, zoom_window,
                                           zoomable, zoomed)
 
 ROLES = ('edge', 'cloud')
+BOOK_SHARE = 0.75  # of edge samples, when reply books are given
+
+
+def _pooled_qa(pool: dict, rng: np.random.Generator) -> tuple:
+    """A random pooled frame of a random scene, and a random question of it."""
+    frames = pool[sorted(pool)[rng.integers(len(pool))]]
+    pooled = frames[int(rng.integers(len(frames)))]
+    return pooled, pick_qa(pooled.truth, rng)
 
 
 def pick_qa(truth, rng: np.random.Generator):
@@ -21,12 +32,20 @@ def pick_qa(truth, rng: np.random.Generator):
     return options[rng.integers(len(options))]
 
 
-def draw_sample(pool: dict, role: str, rng: np.random.Generator, zoom_from: float = 1.0) -> Sample:
+def draw_sample(pool: dict, role: str, rng: np.random.Generator, zoom_from: float = 1.0,
+                books: Sequence = ()) -> Sample:
     """One sample: a random frame of a random pooled scene, a random question.
 
     Cloud samples whose answer survives a crop are zoomed on their object by a t drawn from
     [zoom_from, 1] (see zoom_window; 1: the whole frame): a curriculum lowers it to start with.
+    With reply `books`, edge samples carry the run-time context of a book's drive (most of
+    them) or none at all (the pool's frames, so the whole pool's views stay learnt).
     """
+    if role == 'edge' and books:
+        if rng.random() < BOOK_SHARE:
+            return context_sample(books[int(rng.integers(len(books)))], rng)
+        pooled, qa = _pooled_qa(pool, rng)
+        return edge_sample(pooled.image(), qa)
     seeds = sorted(pool)
     frames = pool[seeds[rng.integers(len(seeds))]]
     index = int(rng.integers(len(frames)))

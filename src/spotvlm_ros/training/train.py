@@ -31,6 +31,11 @@ def load_pool(train_scenes: int, frame_step: int, cache: Optional[Path]):
     return pool
 
 
+def load_books(paths: Sequence[str]) -> list:
+    """The drives of every reply book named."""
+    return [b for p in paths for b in pickle.loads(Path(p).read_bytes())['books']]
+
+
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
     """Linear warm-up, then cosine decay to a tenth of the peak."""
     if step < warmup:
@@ -42,7 +47,8 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
 def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: int,
           pool: dict, log=print, max_s: float = float('inf'),
           init_from: Optional[Path] = None, key_weight: float = 1.0,
-          zoom_curriculum: float = 0.0, stop_after: Optional[int] = None) -> dict:
+          zoom_curriculum: float = 0.0, stop_after: Optional[int] = None,
+          books: Sequence = ()) -> dict:
     """Build the role's model, train it, save it as fp16 safetensors; the run's summary."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -74,7 +80,7 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
             group['lr'] = lr_at(step, steps, lr, warmup=min(100, steps // 10 + 1))
         # Zoom curriculum: close crops of small objects first, whole frames by its end.
         zoom_from = min(1.0, step / (zoom_curriculum * steps)) if zoom_curriculum else 1.0
-        batch = encode_batch(processor, [draw_sample(pool, role, rng, zoom_from)
+        batch = encode_batch(processor, [draw_sample(pool, role, rng, zoom_from, books)
                                          for _ in range(batch_size)], key_weight=key_weight)
         labels, weights = batch.pop('labels'), batch.pop('weights')
         loss = weighted_loss(model(**batch).logits, labels, weights)
@@ -92,7 +98,8 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
     summary = {'role': role, 'max_pixels': spec['max_pixels'],
                'steps_planned': steps, 'steps': len(losses), 'batch_size': batch_size, 'lr': lr,
                'seed': seed, 'key_weight': key_weight, 'zoom_curriculum': zoom_curriculum,
-               'train_scenes': len(pool), 'first_loss': float(np.mean(losses[:25])),
+               'train_scenes': len(pool), 'reply_book_drives': [b.seed for b in books],
+               'first_loss': float(np.mean(losses[:25])),
                'final_loss': float(np.mean(losses[-25:])),
                'train_s': round(time.perf_counter() - start, 1),
                'parameters': sum(p.numel() for p in model.parameters()),
@@ -129,6 +136,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='share of the steps over which cloud samples go from close crops '
                              'of their object to whole frames (0: whole frames only)')
     parser.add_argument('--pool-cache', default=None, help='pickle file to reuse the pool')
+    parser.add_argument('--replies', action='append', default=[], metavar='BOOK',
+                        help='reply book(s) of spotvlm build-replies: edge samples then carry '
+                             'the context the nodes hand over (repeatable)')
     args = parser.parse_args(argv)
     import torch
 
@@ -141,7 +151,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     args.seed, pool, log=lambda m: print(m, flush=True),
                     max_s=args.max_minutes * 60, init_from=args.init_from,
                     key_weight=args.key_weight, zoom_curriculum=args.zoom_curriculum,
-                    stop_after=args.stop_after)
+                    stop_after=args.stop_after, books=load_books(args.replies))
     print(json.dumps(summary), flush=True)
     return 0
 
