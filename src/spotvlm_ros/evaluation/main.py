@@ -183,36 +183,40 @@ def drive_bags(args) -> list:
     return bags
 
 
-def evaluate_drive(args, bag: Path, params: dict, settings, models=None) -> list:
-    """The scored offline records of one bag, each naming it as its drive."""
+def evaluate_drive(args, bag: Path, params: dict, settings, models=None) -> tuple:
+    """(the scored offline records of one bag, each naming it as its drive; its frames)."""
     from spotvlm_ros.evaluation.replay import load_bag
 
     frames = load_bag(bag, max_frames=args.max_frames)
     records = run_offline(args, frames, params, settings, models)
     for record in records:
         record.drive = bag.name
-    return records
+    return records, len(frames)
 
 
-def _evaluate_in_worker(args, bag: Path, params: dict, settings) -> list:
+def _evaluate_in_worker(args, bag: Path, params: dict, settings) -> tuple:
     import torch
 
     torch.set_num_threads(args.threads)
     return evaluate_drive(args, bag, params, settings)
 
 
-def evaluate_drives(args, bags: list, params: dict, settings) -> list:
-    """Every bag's records, `args.jobs` bags at a time, in the bags' order."""
+def evaluate_drives(args, bags: list, params: dict, settings) -> tuple:
+    """(every bag's records in the bags' order, frames replayed), `args.jobs` bags at a time."""
     if args.jobs <= 1 or len(bags) == 1:
         models = load_models(args, params)
-        return [r for bag in bags for r in evaluate_drive(args, bag, params, settings, models)]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+        results = [evaluate_drive(args, bag, params, settings, models) for bag in bags]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    quiet = argparse.Namespace(**{**vars(args), 'no_progress': True})
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
-        futures = [pool.submit(_evaluate_in_worker, quiet, bag, params, settings) for bag in bags]
-        return [r for future in futures for r in future.result()]
+        quiet = argparse.Namespace(**{**vars(args), 'no_progress': True})
+        spawn = multiprocessing.get_context('spawn')
+        with ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool:
+            futures = [pool.submit(_evaluate_in_worker, quiet, bag, params, settings)
+                       for bag in bags]
+            results = [future.result() for future in futures]
+    return [r for records, _ in results for r in records], sum(n for _, n in results)
 
 
 def write_drive_tables(out: Path, records: list, bags: list, deadline_s: float) -> None:
@@ -257,10 +261,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         missing = [str(b) for b in bags if not b.exists()]
         if missing:
             raise ValueError(f'no such bag: {", ".join(missing)}')
-    except (OSError, ValueError) as err:
+        records, frame_count = evaluate_drives(args, bags, params, settings)
+    except (OSError, ValueError) as err:  # a bag that cannot be read or scored, a bad setting
         print(f'spotvlm eval: {err}', file=sys.stderr)
         return 2
-    records = evaluate_drives(args, bags, params, settings)
     rows = summarise(records, settings.deadline_s)
     agreement_rows, live_answered = None, None
     if args.live:
@@ -281,7 +285,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     described = {'bag': ', '.join(b.name for b in bags),
-                 'frames': len({(r.drive, r.frame_index) for r in records}),
+                 'frames': frame_count,
                  'every': args.every,
                  'deadline_s': settings.deadline_s, 'edge_time': args.edge_time,
                  'edge_cost_s': settings.edge_cost_s, 'cloud_cost_s': settings.cloud_cost_s,

@@ -15,16 +15,17 @@ import numpy as np
 from spotvlm_ros.training.batches import encode_batch, weighted_loss
 from spotvlm_ros.training.data import ROLES, draw_sample
 from spotvlm_ros.training.checkpoint import ROLE_SPECS, build_role_checkpoint
-from spotvlm_ros.training.pool import build_pool
+from spotvlm_ros.training.pool import FPS, build_pool
 
 MARKER_FILE = 'spotvlm_training.json'
 
 
-def load_pool(train_scenes: int, frame_step: int, cache: Optional[Path]):
-    """The training pool (seeds 0..train_scenes-1), from `cache` when already built."""
+def load_pool(train_scenes: int, frame_step: int, cache: Optional[Path], frames: int = 100):
+    """The training pool (seeds 0..train_scenes-1, their first `frames` frames), from `cache`
+    when already built."""
     if cache is not None and cache.exists():
         return pickle.loads(cache.read_bytes())
-    pool = build_pool(range(train_scenes), frame_step)
+    pool = build_pool(range(train_scenes), frame_step, frames)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps(pool))
@@ -121,6 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--train-scenes', type=int, default=200)
     parser.add_argument('--frame-step', type=int, default=5, help='pool every Nth frame')
+    parser.add_argument('--pool-seconds', type=float, default=10.0,
+                        help='pool frames from the first this many seconds of each drive')
     # One thread: on two shared cores, two threads per process ran ~30x slower here.
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--max-minutes', type=float, default=float('inf'),
@@ -145,7 +148,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     pool = load_pool(args.train_scenes, args.frame_step,
-                     Path(args.pool_cache) if args.pool_cache else None)
+                     Path(args.pool_cache) if args.pool_cache else None,
+                     round(args.pool_seconds * FPS))
     print(f'pool: {len(pool)} scenes in {time.perf_counter() - t0:.0f} s', flush=True)
     summary = train(args.role, Path(args.out_dir), args.steps, args.batch_size, args.lr,
                     args.seed, pool, log=lambda m: print(m, flush=True),
