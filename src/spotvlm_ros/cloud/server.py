@@ -27,6 +27,7 @@ from PIL import Image
 from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT, LOOPBACK_HOSTS
 from spotvlm_ros.cloud.responders import Responder, transformers_responder
 from spotvlm_ros.models.base import EdgeResult, ModelLoadError
+from spotvlm_ros.share import DEFAULT_CLOUD_CHECKPOINT
 
 log = logging.getLogger(__name__)
 
@@ -391,10 +392,12 @@ def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         prog='spotvlm cloud-server',
         description='Serve a local VLM checkpoint as an OpenAI-compatible chat-completions '
                     'endpoint, optionally behind an emulated network latency trace.')
-    parser.add_argument('--model', default=DEFAULT_CLOUD_MODEL,
-                        help='checkpoint folder or hub id (default: %(default)s)')
+    parser.add_argument('--model', default=DEFAULT_CLOUD_CHECKPOINT,
+                        help='checkpoint folder, package://PKG/path or hub id '
+                             '(default: the trained %(default)s)')
     parser.add_argument('--served-model-name', default=None,
-                        help='model name clients ask for (default: the --model value)')
+                        help=f'model name clients ask for (default: {DEFAULT_CLOUD_MODEL} for '
+                             'the default model, else the --model value)')
     parser.add_argument('--host', default=DEFAULT_HOST, help='bind address (default: %(default)s)')
     parser.add_argument('--port', type=int, default=DEFAULT_PORT)
     parser.add_argument('--api-key-env', default='',
@@ -445,7 +448,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         run_server(responder, host=args.host, port=args.port,
-                   served_model=args.served_model_name or args.model, api_key=api_key,
+                   served_model=args.served_model_name or (
+                       DEFAULT_CLOUD_MODEL if args.model == DEFAULT_CLOUD_CHECKPOINT else args.model),
+                   api_key=api_key,
                    trace=trace, outage_hold_s=args.outage_hold_s)
     finally:
         responder.close()
