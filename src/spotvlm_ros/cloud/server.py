@@ -367,13 +367,25 @@ async def _serve_until_stopped(app: web.Application, host: str, port: int) -> No
         await server.close()
 
 
-def load_trace(spec: str, seed: int, duration_s: float, params: Sequence[str] = ()):
-    """A LatencyTrace from a CSV path, or generated from a kind name and key=value params."""
+def trace_columns(text: Optional[str]) -> Optional[tuple]:
+    """('time', 'delay') header names of a --trace-columns TIME,DELAY value; None if not given."""
+    if not text:
+        return None
+    names = tuple(c.strip() for c in text.split(','))
+    if len(names) != 2 or not all(names):
+        raise ValueError(f'--trace-columns: expected TIME,DELAY header names, got {text!r}')
+    return names
+
+
+def load_trace(spec: str, seed: int, duration_s: float, params: Sequence[str] = (),
+               columns: Optional[str] = None):
+    """A LatencyTrace from a CSV path (its columns by name if given), or generated from a
+    kind name and key=value params."""
     from spotvlm_ros.core.traces import LatencyTrace
     if spec.lower().endswith('.csv') or os.path.isfile(spec):
         if params:
             raise ValueError('--trace-param: only generated traces take parameters')
-        return LatencyTrace.from_csv(spec)
+        return LatencyTrace.from_csv(spec, trace_columns(columns))
     values = {}
     for item in params:
         key, sep, value = item.partition('=')
@@ -407,6 +419,8 @@ def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help='latency trace: a kind (constant, lognormal, outages, ...) or a CSV')
     parser.add_argument('--trace-param', action='append', default=[], metavar='KEY=VALUE',
                         help='parameter of a generated trace; repeatable')
+    parser.add_argument('--trace-columns', default=None, metavar='TIME,DELAY',
+                        help='header names of a CSV trace\'s columns (_ms: milliseconds)')
     parser.add_argument('--trace-duration-s', type=float, default=600.0,
                         help='length of a generated trace before it repeats')
     parser.add_argument('--seed', type=int, default=0, help='seed of a generated trace')
@@ -433,7 +447,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
     try:
         trace = None if args.trace is None else load_trace(
-            args.trace, args.seed, args.trace_duration_s, args.trace_param)
+            args.trace, args.seed, args.trace_duration_s, args.trace_param, args.trace_columns)
     except (ValueError, OSError) as e:
         print(f'cloud-server: {e}', file=sys.stderr)
         return 2
