@@ -27,7 +27,7 @@ from spotvlm_ros.models.factory import KINDS, make_backend
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (
     DiagnosticsPublisher, RollingStats, make_status, threshold_level, worst)
-from spotvlm_ros.nodes.images import frame_or_skip
+from spotvlm_ros.nodes.images import frame_or_skip, subscribe_images
 from spotvlm_ros.nodes.params import declare, declare_config, require
 from spotvlm_ros.nodes.qos import ANSWER_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
@@ -101,8 +101,7 @@ class EdgeNode(LifecycleNode):
         self._dropped_since_answer = 0
         self._answers = None
         self._group = ReentrantCallbackGroup()
-        self.create_subscription(Image, 'image', self._on_image, image_qos(reliable),
-                                 callback_group=self._group)
+        subscribe_images(self, self._on_image, image_qos(reliable), callback_group=self._group)
         self.create_subscription(FusedContext, 'fused_context', self._on_context,
                                  FUSED_CONTEXT_QOS, callback_group=self._group)
         self.create_subscription(String, 'query', self._on_query, 10, callback_group=self._group)
