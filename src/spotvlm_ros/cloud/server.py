@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import base64
 import binascii
+import dataclasses
 import hmac
 import io
 import json
@@ -26,6 +27,7 @@ from PIL import Image
 
 from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT, LOOPBACK_HOSTS
 from spotvlm_ros.cloud.responders import Responder, transformers_responder
+from spotvlm_ros.cloud.structured import structured_from_prose
 from spotvlm_ros.models.base import EdgeResult, ModelLoadError
 from spotvlm_ros.share import DEFAULT_CLOUD_CHECKPOINT
 
@@ -73,6 +75,7 @@ class _Chat:
     images: list
     max_tokens: int
     stream: bool
+    json_reply: bool = False  # response_format json_object / json_schema: answer in that form
 
 
 class _BadRequest(Exception):
@@ -169,6 +172,10 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
         f'{name};dur={seconds * 1000:.2f}' for name, seconds in (
             ('delay', delay), ('queue', model_started - queued),
             ('model', done - model_started), ('total', done - started)))}
+    if chat.json_reply:
+        # Honoured the way a constrained decoder would: the model's prose and fenced boxes
+        # become {answer, regions}, the one schema this server knows.
+        result = dataclasses.replace(result, text=json.dumps(structured_from_prose(result.text)))
     completion_id = f'chatcmpl-{uuid.uuid4().hex}'
     if chat.stream:
         return await _stream(request, headers, completion_id, state, result.text)
@@ -218,7 +225,21 @@ def _parse_chat(body, served_model: str) -> _Chat:
     stream = body.get('stream', False)
     if not isinstance(stream, bool):
         raise _BadRequest("'stream' must be true or false")
-    return _Chat(prompt, '\n'.join(system) or None, images, max_tokens, stream)
+    return _Chat(prompt, '\n'.join(system) or None, images, max_tokens, stream,
+                 _wants_json(body.get('response_format')))
+
+
+def _wants_json(fmt) -> bool:
+    """Whether a request's response_format asks for a JSON reply; _BadRequest if malformed."""
+    if fmt is None:
+        return False
+    kind = fmt.get('type') if isinstance(fmt, dict) else None
+    if kind == 'json_schema' and not isinstance(fmt.get('json_schema'), dict):
+        raise _BadRequest("response_format json_schema needs a 'json_schema' object")
+    if kind not in ('text', 'json_object', 'json_schema'):
+        raise _BadRequest("'response_format' type must be text, json_object or json_schema")
+    return kind != 'text'
+
 
 
 def _text_of(content) -> str:
