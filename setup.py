@@ -19,6 +19,10 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        # The trained default models and the sample bag, found through the ament index
+        # (package://spotvlm_ros/models/spotvlm-edge in config/spotvlm.yaml).
+        *[(f'share/{PACKAGE}/{folder}', glob(f'{folder}/*'))
+          for folder in ('models/spotvlm-edge', 'models/spotvlm-cloud', 'bags/sample_scene')],
     ],
     # rclpy, the message packages and launch_ros come from ROS 2 (apt, or the ros-jazzy-*
     # wheels that scripts/setup.sh installs): they are not declared here.
@@ -49,6 +53,7 @@ setup(
             'edge_node = spotvlm_ros.nodes.edge_node:main',
             'cloud_bridge = spotvlm_ros.nodes.cloud_bridge:main',
             'context_fuser = spotvlm_ros.nodes.context_fuser:main',
+            'cloud_server = spotvlm_ros.cloud.server:main',
         ],
     },
 )

@@ -72,7 +72,16 @@ mkdir -p "$share" "$venv/share/ament_index/resource_index/packages"
 ln -sfn "$repo/launch" "$share/launch"
 ln -sfn "$repo/config" "$share/config"
 ln -sfn "$repo/package.xml" "$share/package.xml"
+ln -sfn "$repo/models" "$share/models"   # the trained default models (package://spotvlm_ros/models/...)
+ln -sfn "$repo/bags" "$share/bags"       # the sample bag the launch file plays by default
 touch "$venv/share/ament_index/resource_index/packages/spotvlm_ros"
+# launch_ros looks for a package's executables in <prefix>/lib/<package>/, where colcon puts
+# them; the console scripts are in bin/, so link each one there.
+mkdir -p "$venv/lib/spotvlm_ros"
+for exe in $("$vpy" -c 'from importlib.metadata import distribution
+print(" ".join(e.name for e in distribution("spotvlm_ros").entry_points if e.group == "console_scripts"))'); do
+  ln -sfn "$venv/bin/$exe" "$venv/lib/spotvlm_ros/$exe"
+done
 
 # After every ros-* wheel install: the exports name the wheel builder's paths.
 "$vpy" "$repo/scripts/fix_ros_cmake_exports.py"

@@ -20,6 +20,9 @@ VERBS: dict[str, tuple[str, str]] = {
     'build-replies': ('spotvlm_ros.training.replies', "the models' own replies on whole training drives, for edge training"),
     'eval-scenes': ('spotvlm_ros.training.evaluate', 'accuracy on held-out scenes per task family and strategy'),
     'eval': ('spotvlm_ros.evaluation.main', 'replay a bag under cloud-latency traces and score every strategy'),
+    'ask': ('spotvlm_ros.ask', 'ask the running edge node a question (Ask action), streaming its answer'),
+    'watch': ('spotvlm_ros.watch', 'print answers, cloud contexts and diagnostics as they arrive'),
+    'trace-from-bag': ('spotvlm_ros.trace_from_bag', "write a bag's recorded cloud round trips as a latency-trace CSV"),
     'export-onnx': ('spotvlm_ros.models.onnx_export', 'export a checkpoint to ONNX for the onnx backend'),
 }
 
@@ -39,12 +42,24 @@ def verb_main(verb: str) -> Callable[[Sequence[str]], int]:
     return importlib.import_module(VERBS[verb][0]).main
 
 
+def _one_line_error(parser: argparse.ArgumentParser, message: str) -> None:
+    """argparse's error without the usage block: a bad input is one line, exit code 2."""
+    parser.exit(2, f'{parser.prog}: {message} (see {parser.prog} --help)\n')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    # Every verb builds its own parser; in this command they all report errors in one line.
+    argparse.ArgumentParser.error = _one_line_error
     args = build_parser().parse_args(argv)
     try:
         return verb_main(args.verb)(args.args) or 0
     except KeyboardInterrupt:
         return 130
+    except (OSError, ValueError) as err:
+        # Inputs a verb did not check itself (a path, a file's contents): one line, not a
+        # traceback. Programming errors of other types still show theirs.
+        print(f'spotvlm {args.verb}: {err}', file=sys.stderr)
+        return 2
 
 
 if __name__ == '__main__':

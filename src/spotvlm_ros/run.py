@@ -17,8 +17,22 @@ import threading
 import time
 from typing import Optional, Sequence
 
+from spotvlm_ros.share import DEFAULT_CLOUD_CHECKPOINT, SAMPLE_BAG, SCHEME
+
 NODES = ('context_fuser', 'cloud_bridge', 'edge_node', 'image_source')
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / 'config' / 'spotvlm.yaml'
+
+
+class UsageError(ValueError):
+    """A bad command-line input: reported in one line with exit code 2, before anything starts."""
+
+
+def served_name(model: str) -> str:
+    """The name the local server serves a checkpoint under: a folder's name, or the hub id."""
+    model = str(model)
+    if model.startswith(SCHEME) or os.path.isdir(model) or model.startswith(('/', '.', '~')):
+        return pathlib.PurePath(model.rstrip('/')).name
+    return model
 
 
 def free_port() -> int:
@@ -127,13 +141,17 @@ class AnswerPrinter:
 def _arguments(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='spotvlm run', description=__doc__.splitlines()[0])
     parser.add_argument('--params-file', default=str(CONFIG))
-    parser.add_argument('--bag', help='bag to replay (sets source.path)')
+    parser.add_argument('--bag', help='bag to replay (sets source.path; default: the sample bag)')
     parser.add_argument('--namespace', default='', help="e.g. 'front' for /front/image ...")
     parser.add_argument('--no-cloud', action='store_true', help='edge only: no bridge, no server')
     parser.add_argument('--cloud-url', help='an external OpenAI-compatible endpoint (no local server)')
-    parser.add_argument('--cloud-model', default='tiny', help="local server's checkpoint; 'tiny' = offline")
+    parser.add_argument('--cloud-model', default=DEFAULT_CLOUD_CHECKPOINT,
+                        help="local server's checkpoint (default: the trained %(default)s); "
+                             "'tiny' = random weights, for tests")
     parser.add_argument('--trace', default='lognormal', help='latency trace of the local server')
     parser.add_argument('--trace-param', action='append', default=[], metavar='KEY=VALUE')
+    parser.add_argument('--trace-columns', metavar='TIME,DELAY',
+                        help="header names of a CSV trace's columns (_ms: milliseconds)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--duration', type=float, default=0.0, help='stop after this many seconds')
     parser.add_argument('--grace', type=float, default=3.0, help='seconds to wait for last answers')
@@ -153,13 +171,13 @@ def _overrides(args, port: Optional[int]) -> dict:
         overrides['cloud_bridge']['cloud.base_url'] = args.cloud_url
     elif port is not None:
         overrides['cloud_bridge']['cloud.base_url'] = f'http://127.0.0.1:{port}/v1'
-        overrides['cloud_bridge']['cloud.model'] = args.cloud_model
+        overrides['cloud_bridge']['cloud.model'] = served_name(args.cloud_model)
         overrides['cloud_bridge']['cloud.api_key_env'] = ''
     for item in args.param:
         node, _, assignment = item.partition(':')
         name, _, value = assignment.partition('=')
         if node not in overrides or not name:
-            raise SystemExit(f"spotvlm run: bad --param '{item}' (NODE:NAME=VALUE, NODE in {NODES})")
+            raise UsageError(f"bad --param '{item}' (NODE:NAME=VALUE, NODE in {', '.join(NODES)})")
         overrides[node][name] = value
     return overrides
 
@@ -171,12 +189,14 @@ def _cloud_server(args, port: int) -> subprocess.Popen:
 
         model = str(tiny_checkpoint())
     cmd = [sys.executable, '-m', 'spotvlm_ros.cloud.server', '--model', model,
-           '--served-model-name', args.cloud_model, '--port', str(port), '--seed', str(args.seed),
+           '--served-model-name', served_name(args.cloud_model), '--port', str(port), '--seed', str(args.seed),
            '--log-level', 'WARNING']
     if args.trace:
         cmd += ['--trace', args.trace]
     for param in args.trace_param:
         cmd += ['--trace-param', param]
+    if args.trace_columns:
+        cmd += ['--trace-columns', args.trace_columns]
     return subprocess.Popen(cmd)
 
 
@@ -195,8 +215,48 @@ def _wait_for(condition, timeout_s: float, procs: dict) -> bool:
     return False
 
 
+def check_arguments(args) -> None:
+    """UsageError for inputs that cannot work, before any process starts."""
+    from spotvlm_ros.share import resolve
+
+    if not os.path.isfile(args.params_file):
+        raise UsageError(f'--params-file {args.params_file}: no such file')
+    if args.bag is None and not any('source.path=' in p for p in args.param):
+        args.bag = SAMPLE_BAG
+    if args.bag is not None:
+        args.bag = resolve(args.bag)
+        if not os.path.exists(args.bag):
+            raise UsageError(f'--bag {args.bag}: no such bag (a bag folder or .mcap/.db3 file)')
+    for name in ('duration', 'grace'):
+        value = getattr(args, name)
+        if not value >= 0 or value == float('inf'):
+            raise UsageError(f'--{name} must be a finite number >= 0, got {value}')
+    if not args.no_cloud and not args.cloud_url:
+        if args.cloud_model != 'tiny':
+            from spotvlm_ros.models.base import ModelLoadError
+            from spotvlm_ros.models.checkpoint import looks_like_path, resolve_checkpoint
+
+            if args.cloud_model.startswith(SCHEME) or looks_like_path(args.cloud_model):
+                try:
+                    args.cloud_model = str(resolve_checkpoint(args.cloud_model))
+                except ModelLoadError as err:
+                    raise UsageError(f'--cloud-model: {err}') from None
+        from spotvlm_ros.cloud.server import load_trace
+
+        try:
+            load_trace(args.trace, args.seed, 600.0, args.trace_param, args.trace_columns)
+        except (OSError, ValueError) as err:
+            raise UsageError(f'--trace: {err}') from None
+    _overrides(args, None)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _arguments(argv)
+    try:
+        check_arguments(args)
+    except UsageError as err:
+        print(f'spotvlm run: {err}', file=sys.stderr)
+        return 2
     if args.namespace and not args.namespace.startswith('/'):
         args.namespace = '/' + args.namespace  # rcl takes only fully qualified namespaces
     cloud = not args.no_cloud

@@ -216,3 +216,35 @@ def test_bad_csv_is_refused_by_name(tmp_path, text, field):
     path.write_text(text)
     with pytest.raises(ValueError, match=field):
         LatencyTrace.from_csv(path)
+
+
+@pytest.mark.parametrize('text', [
+    't_s,delay_s\n0,1.5\n1,2.0\n2,nan\n',
+    't,delay\n0,1.5\n1,2\n2,\n',
+    'timestamp,latency_s\n0,1.5\n1,2\n2,outage\n',
+    'time_s,rtt_ms\n0,1500\n1,2000\n2,nan\n',
+    'seq,time_ms,rtt_ms,status\n0,0,1500,ok\n1,1000,2000,ok\n2,2000,nan,timeout\n'])
+def test_common_trace_headers_are_read_with_their_units(tmp_path, text):
+    path = tmp_path / 'link.csv'
+    path.write_text(text)
+    trace = LatencyTrace.from_csv(path)
+    assert trace.times_s.tolist() == [0.0, 1.0, 2.0]
+    assert trace.delays_s[:2].tolist() == pytest.approx([1.5, 2.0])
+    assert math.isnan(trace.delays_s[2])
+
+
+def test_clock_stamps_start_at_zero_and_columns_can_be_named(tmp_path):
+    path = tmp_path / 'link.csv'
+    path.write_text('sent,took_ms\n1700000000.5,250\n1700000001.5,500\n')
+    with pytest.raises(ValueError, match='expected'):
+        LatencyTrace.from_csv(path)
+    trace = LatencyTrace.from_csv(path, columns=('sent', 'took_ms'))
+    assert trace.times_s.tolist() == [0.0, 1.0]
+    assert trace.delays_s.tolist() == pytest.approx([0.25, 0.5])
+
+
+def test_a_binary_file_is_refused_saying_what_was_expected(tmp_path):
+    path = tmp_path / 'link.csv'
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match='expected a CSV'):
+        LatencyTrace.from_csv(path)

@@ -114,3 +114,49 @@ def test_restamped_frames_and_their_ground_truth_share_one_stamp(node, tmp_path)
     assert [p.point.x for p in points] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     assert [stamp(p) for p in points] == [stamp(m) for m in images]
     assert stamp(images[0])[0] != 1000, 'the frames were not restamped'
+
+
+def write_image_bag(path: pathlib.Path, topics: dict, count: int = 4) -> None:
+    """A bag with these image topics ({topic: 'Image' | 'CompressedImage'}) and a String topic."""
+    store = get_typestore(Stores.ROS2_JAZZY)
+    Img, Jpeg, Str, Header, Time = (store.types[n] for n in (
+        'sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage', 'std_msgs/msg/String',
+        'std_msgs/msg/Header', 'builtin_interfaces/msg/Time'))
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conns = {t: writer.add_connection(t, (Img if k == 'Image' else Jpeg).__msgtype__,
+                                          typestore=store) for t, k in topics.items()}
+        other = writer.add_connection('/ground_truth', Str.__msgtype__, typestore=store)
+        for i, frame in enumerate(moving_box_frames(count, 64, 48)):
+            t_ns = 1_000_000_000 * 1000 + i * 100_000_000
+            header = Header(stamp=Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9), frame_id='cam')
+            for topic, kind in topics.items():
+                if kind == 'Image':
+                    msg = Img(header=header, height=48, width=64, encoding='rgb8',
+                              is_bigendian=0, step=192, data=frame.reshape(-1))
+                else:
+                    jpeg = cv2.imencode('.png', frame[:, :, ::-1])[1]  # lossless, still compressed
+                    msg = Jpeg(header=header, format='png', data=jpeg.reshape(-1))
+                writer.write(conns[topic], t_ns, store.serialize_cdr(msg, msg.__msgtype__))
+            writer.write(other, t_ns, store.serialize_cdr(Str(data=f'{i}'), Str.__msgtype__))
+
+
+def test_a_bags_only_image_topic_is_found_without_naming_it(node, tmp_path):
+    write_image_bag(tmp_path / 'bag', {'/cam/front/image_raw/compressed': 'CompressedImage'})
+    images = collect(node, Image, 'image', image_qos(True))
+    proc = start_node('image_source', tmp_path, **SOURCE, **{
+        'source.kind': 'bag', 'source.path': str(tmp_path / 'bag'), 'source.image_topic': '',
+        'rate_factor': 4.0})
+    assert wait_until(node, lambda: len(images) >= 4, 60), f'{len(images)} of 4 frames'
+    assert proc.wait(30) == 0
+    assert np.array_equal(image_to_rgb(images[0]), next(moving_box_frames(1, 64, 48)))
+
+
+def test_a_bag_with_two_image_topics_names_both_and_fails(tmp_path):
+    write_image_bag(tmp_path / 'bag', {'/left/image_raw': 'Image',
+                                       '/right/image_raw/compressed': 'CompressedImage'})
+    proc = start_node('image_source', tmp_path, **SOURCE, **{
+        'source.kind': 'bag', 'source.path': str(tmp_path / 'bag'), 'source.image_topic': ''})
+    assert proc.wait(60) == 1
+    log = max(tmp_path.glob('image_source-*.log')).read_text()
+    assert '/left/image_raw' in log and '/right/image_raw/compressed' in log, log
+    assert 'source.image_topic' in log, log

@@ -22,6 +22,8 @@ from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT, LOOPBACK_HOSTS
 from spotvlm_ros.cloud.encoding import encode_keyframe
 from spotvlm_ros.cloud.grounding import parse_regions
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, GROUNDING_FORMATS, system_prompt
+from spotvlm_ros.cloud.structured import (RESPONSE_FORMATS, as_fenced, parse_structured,
+                                          response_format)
 from spotvlm_ros.core.checks import non_negative, non_negative_int, positive, positive_int, require
 from spotvlm_ros.core.types import CloudAnswer, Region
 
@@ -60,6 +62,8 @@ class CloudClientConfig:
     grounding_format: str = FORMAT_PIXELS
     max_reply_bytes: int = 256 * 1024
     max_tokens: int = 256
+    # OpenAI response_format asked for: json_schema ({answer, regions}), json_object or none.
+    response_format: str = 'json_schema'
 
     def __post_init__(self):
         scheme = urlsplit(self.base_url).scheme if isinstance(self.base_url, str) else ''
@@ -88,6 +92,8 @@ class CloudClientConfig:
         require(self.max_reply_bytes >= 1024, 'max_reply_bytes',
                 f'must be >= 1024, got {self.max_reply_bytes}')
         positive_int('max_tokens', self.max_tokens)
+        require(self.response_format in RESPONSE_FORMATS, 'response_format',
+                f'must be one of {RESPONSE_FORMATS}, got {self.response_format!r}')
 
 
 class _Failure(Exception):
@@ -284,6 +290,9 @@ class CloudClient:
                     raise
                 log.info('keyframe %d: %s; retrying in %.2f s', ticket.seq, failure.message, wait)
                 await asyncio.sleep(wait)
+        structured = parse_structured(content)
+        if structured is not None:  # the {answer, regions} form; prose and fence otherwise
+            content = as_fenced(*structured)
         text, regions, warning = parse_regions(content, cfg.grounding_format, size_sent,
                                                _size_of(frame), cfg.max_reply_bytes)
         if warning:
@@ -298,9 +307,12 @@ class CloudClient:
             {'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': url}},
                                          {'type': 'text', 'text': query}]},
         ]
-        return json.dumps({'model': self.config.model, 'messages': messages,
-                           'max_tokens': self.config.max_tokens, 'temperature': 0.0,
-                           'stream': False}).encode()
+        body = {'model': self.config.model, 'messages': messages,
+                'max_tokens': self.config.max_tokens, 'temperature': 0.0, 'stream': False}
+        wanted = response_format(self.config.response_format)
+        if wanted is not None:
+            body['response_format'] = wanted
+        return json.dumps(body).encode()
 
     async def _attempt(self, body: bytes, ticket: _Ticket, deadline: float) -> tuple[str, str]:
         """One POST within a concurrency slot; (content, model) or a _Failure."""

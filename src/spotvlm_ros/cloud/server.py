@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import base64
 import binascii
+import dataclasses
 import hmac
 import io
 import json
@@ -26,7 +27,9 @@ from PIL import Image
 
 from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT, LOOPBACK_HOSTS
 from spotvlm_ros.cloud.responders import Responder, transformers_responder
+from spotvlm_ros.cloud.structured import structured_from_prose
 from spotvlm_ros.models.base import EdgeResult, ModelLoadError
+from spotvlm_ros.share import DEFAULT_CLOUD_CHECKPOINT
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class _Chat:
     images: list
     max_tokens: int
     stream: bool
+    json_reply: bool = False  # response_format json_object / json_schema: answer in that form
 
 
 class _BadRequest(Exception):
@@ -168,6 +172,10 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
         f'{name};dur={seconds * 1000:.2f}' for name, seconds in (
             ('delay', delay), ('queue', model_started - queued),
             ('model', done - model_started), ('total', done - started)))}
+    if chat.json_reply:
+        # Honoured the way a constrained decoder would: the model's prose and fenced boxes
+        # become {answer, regions}, the one schema this server knows.
+        result = dataclasses.replace(result, text=json.dumps(structured_from_prose(result.text)))
     completion_id = f'chatcmpl-{uuid.uuid4().hex}'
     if chat.stream:
         return await _stream(request, headers, completion_id, state, result.text)
@@ -217,7 +225,21 @@ def _parse_chat(body, served_model: str) -> _Chat:
     stream = body.get('stream', False)
     if not isinstance(stream, bool):
         raise _BadRequest("'stream' must be true or false")
-    return _Chat(prompt, '\n'.join(system) or None, images, max_tokens, stream)
+    return _Chat(prompt, '\n'.join(system) or None, images, max_tokens, stream,
+                 _wants_json(body.get('response_format')))
+
+
+def _wants_json(fmt) -> bool:
+    """Whether a request's response_format asks for a JSON reply; _BadRequest if malformed."""
+    if fmt is None:
+        return False
+    kind = fmt.get('type') if isinstance(fmt, dict) else None
+    if kind == 'json_schema' and not isinstance(fmt.get('json_schema'), dict):
+        raise _BadRequest("response_format json_schema needs a 'json_schema' object")
+    if kind not in ('text', 'json_object', 'json_schema'):
+        raise _BadRequest("'response_format' type must be text, json_object or json_schema")
+    return kind != 'text'
+
 
 
 def _text_of(content) -> str:
@@ -366,13 +388,25 @@ async def _serve_until_stopped(app: web.Application, host: str, port: int) -> No
         await server.close()
 
 
-def load_trace(spec: str, seed: int, duration_s: float, params: Sequence[str] = ()):
-    """A LatencyTrace from a CSV path, or generated from a kind name and key=value params."""
+def trace_columns(text: Optional[str]) -> Optional[tuple]:
+    """('time', 'delay') header names of a --trace-columns TIME,DELAY value; None if not given."""
+    if not text:
+        return None
+    names = tuple(c.strip() for c in text.split(','))
+    if len(names) != 2 or not all(names):
+        raise ValueError(f'--trace-columns: expected TIME,DELAY header names, got {text!r}')
+    return names
+
+
+def load_trace(spec: str, seed: int, duration_s: float, params: Sequence[str] = (),
+               columns: Optional[str] = None):
+    """A LatencyTrace from a CSV path (its columns by name if given), or generated from a
+    kind name and key=value params."""
     from spotvlm_ros.core.traces import LatencyTrace
     if spec.lower().endswith('.csv') or os.path.isfile(spec):
         if params:
             raise ValueError('--trace-param: only generated traces take parameters')
-        return LatencyTrace.from_csv(spec)
+        return LatencyTrace.from_csv(spec, trace_columns(columns))
     values = {}
     for item in params:
         key, sep, value = item.partition('=')
@@ -391,10 +425,12 @@ def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         prog='spotvlm cloud-server',
         description='Serve a local VLM checkpoint as an OpenAI-compatible chat-completions '
                     'endpoint, optionally behind an emulated network latency trace.')
-    parser.add_argument('--model', default=DEFAULT_CLOUD_MODEL,
-                        help='checkpoint folder or hub id (default: %(default)s)')
+    parser.add_argument('--model', default=DEFAULT_CLOUD_CHECKPOINT,
+                        help='checkpoint folder, package://PKG/path or hub id '
+                             '(default: the trained %(default)s)')
     parser.add_argument('--served-model-name', default=None,
-                        help='model name clients ask for (default: the --model value)')
+                        help=f'model name clients ask for (default: {DEFAULT_CLOUD_MODEL} for '
+                             'the default model, else the --model value)')
     parser.add_argument('--host', default=DEFAULT_HOST, help='bind address (default: %(default)s)')
     parser.add_argument('--port', type=int, default=DEFAULT_PORT)
     parser.add_argument('--api-key-env', default='',
@@ -404,6 +440,8 @@ def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help='latency trace: a kind (constant, lognormal, outages, ...) or a CSV')
     parser.add_argument('--trace-param', action='append', default=[], metavar='KEY=VALUE',
                         help='parameter of a generated trace; repeatable')
+    parser.add_argument('--trace-columns', default=None, metavar='TIME,DELAY',
+                        help='header names of a CSV trace\'s columns (_ms: milliseconds)')
     parser.add_argument('--trace-duration-s', type=float, default=600.0,
                         help='length of a generated trace before it repeats')
     parser.add_argument('--seed', type=int, default=0, help='seed of a generated trace')
@@ -430,7 +468,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
     try:
         trace = None if args.trace is None else load_trace(
-            args.trace, args.seed, args.trace_duration_s, args.trace_param)
+            args.trace, args.seed, args.trace_duration_s, args.trace_param, args.trace_columns)
     except (ValueError, OSError) as e:
         print(f'cloud-server: {e}', file=sys.stderr)
         return 2
@@ -445,7 +483,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         run_server(responder, host=args.host, port=args.port,
-                   served_model=args.served_model_name or args.model, api_key=api_key,
+                   served_model=args.served_model_name or (
+                       DEFAULT_CLOUD_MODEL if args.model == DEFAULT_CLOUD_CHECKPOINT else args.model),
+                   api_key=api_key,
                    trace=trace, outage_hold_s=args.outage_hold_s)
     finally:
         responder.close()

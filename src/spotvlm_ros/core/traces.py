@@ -16,8 +16,16 @@ TRACE_KINDS = ('constant', 'uniform', 'normal', 'lognormal', 'pareto', 'spikes',
 
 # Words a CSV delay cell may hold to mean "no reply ever" (besides an empty cell).
 _OUTAGE_WORDS = frozenset({'', 'nan', 'inf', '+inf', 'none', 'outage', 'null'})
-_TIME_COLUMNS = ('time_s', 'time', 't', 'stamp')
-_DELAY_COLUMNS = ('delay_s', 'delay', 'latency_s', 'latency')
+# Header names a trace CSV may use, in seconds unless they end in _ms (milliseconds).
+_TIME_COLUMNS = ('time_s', 'time', 't', 't_s', 'stamp', 'stamp_s', 'timestamp', 'timestamp_s',
+                 'send_time', 'send_time_s', 'sent_s', 'time_ms', 't_ms', 'timestamp_ms')
+_DELAY_COLUMNS = ('delay_s', 'delay', 'latency_s', 'latency', 'rtt', 'rtt_s', 'round_trip_s',
+                  'delay_ms', 'latency_ms', 'rtt_ms', 'round_trip_ms')
+_ABSOLUTE_TIME_S = 1e6  # first send times past this are clock stamps: made relative to the first
+EXPECTED_CSV = ('a CSV of send time and delay: a header with a time column (t, t_s, time_s, '
+                'timestamp, time_ms, ...) and a delay column (delay_s, latency_s, rtt_s, rtt_ms, '
+                '...; _ms in milliseconds), or two numeric columns time_s,delay_s without header, '
+                'or the columns named by --trace-columns TIME,DELAY')
 
 
 class LatencyTrace:
@@ -82,22 +90,38 @@ class LatencyTrace:
                 writer.writerow([repr(t), 'nan' if math.isnan(d) else repr(d)])
 
     @classmethod
-    def from_csv(cls, path: Union[str, Path]) -> 'LatencyTrace':
-        """Read a CSV of send time and delay (s); header optional; rows sorted by time."""
-        with open(path, newline='', encoding='utf-8') as f:
-            rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith('#')]
-        require(bool(rows), 'path', f'{path} holds no samples')
-        t_col, d_col = 0, 1
-        if not _is_number(rows[0][0]):
-            t_col, d_col = _header_columns(rows[0], path)
+    def from_csv(cls, path: Union[str, Path], columns: Optional[tuple] = None) -> 'LatencyTrace':
+        """Read a CSV of send time and delay; header optional; rows sorted by time.
+
+        `columns` = (time, delay) header names to read instead of the known ones; a name
+        ending in _ms is in milliseconds. Send times that are clock stamps start at 0.
+        ValueError says what was expected when the file is no such CSV.
+        """
+        try:
+            with open(path, newline='', encoding='utf-8') as f:
+                rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith('#')]
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise ValueError(f'{path}: not a text CSV ({err}); expected {EXPECTED_CSV}') from None
+        require(bool(rows), 'path', f'{path} holds no samples; expected {EXPECTED_CSV}')
+        t_col, d_col, t_scale, d_scale = 0, 1, 1.0, 1.0
+        if columns or not _is_number(rows[0][0]):
+            require(not _is_number(rows[0][0]), 'path',
+                    f'{path} has no header to find the columns {columns} in')
+            t_col, d_col = _header_columns(rows[0], path, columns)
+            t_scale, d_scale = (_unit_scale(rows[0][c]) for c in (t_col, d_col))
             rows = rows[1:]
+        require(bool(rows), 'path', f'{path} holds a header but no samples')
         times, delays = [], []
         for line, row in enumerate(rows, start=1):
-            require(len(row) > max(t_col, d_col), 'path', f'{path} row {line} has too few cells')
-            times.append(_parse_time(row[t_col], path, line))
-            delays.append(_parse_delay(row[d_col], path, line))
-        order = np.argsort(np.asarray(times), kind='stable')
-        return cls(np.asarray(times)[order], np.asarray(delays)[order], name=Path(path).stem)
+            require(len(row) > max(t_col, d_col), 'path',
+                    f'{path} row {line} has too few cells; expected {EXPECTED_CSV}')
+            times.append(_parse_time(row[t_col], path, line) * t_scale)
+            delays.append(_parse_delay(row[d_col], path, line) * d_scale)
+        times = np.asarray(times)
+        if times.min() > _ABSOLUTE_TIME_S:
+            times = times - times.min()
+        order = np.argsort(times, kind='stable')
+        return cls(times[order], np.asarray(delays)[order], name=Path(path).stem)
 
     @classmethod
     def generate(cls, kind: str, seed: int, duration_s: float = 60.0, step_s: float = 0.1,
@@ -148,15 +172,23 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _header_columns(header: list, path) -> tuple:
-    """Column indices of time and delay, found by name."""
+def _header_columns(header: list, path, columns: Optional[tuple] = None) -> tuple:
+    """Column indices of time and delay, found by name (the known ones, or `columns`)."""
     names = [h.strip().lower() for h in header]
-    t_col = next((names.index(n) for n in _TIME_COLUMNS if n in names), None)
-    d_col = next((names.index(n) for n in _DELAY_COLUMNS if n in names), None)
+    if columns:
+        wanted_t, wanted_d = ((c.strip().lower(),) for c in columns)
+    else:
+        wanted_t, wanted_d = _TIME_COLUMNS, _DELAY_COLUMNS
+    t_col = next((names.index(n) for n in wanted_t if n in names), None)
+    d_col = next((names.index(n) for n in wanted_d if n in names), None)
     require(t_col is not None and d_col is not None, 'path',
-            f'{path}: header {header} needs a time column {_TIME_COLUMNS} '
-            f'and a delay column {_DELAY_COLUMNS}')
+            f'{path}: cannot read header {",".join(header)}; expected {EXPECTED_CSV}')
     return t_col, d_col
+
+
+def _unit_scale(name: str) -> float:
+    """Seconds per unit of a column, by its name: _ms is milliseconds."""
+    return 1e-3 if name.strip().lower().endswith('_ms') else 1.0
 
 
 def _parse_time(cell: str, path, line: int) -> float:

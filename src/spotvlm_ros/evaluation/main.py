@@ -29,12 +29,12 @@ def split_spec(spec: str) -> tuple:
     return kind, [p for p in rest.split(',') if p]
 
 
-def trace_from_spec(spec: str, seed: int, duration_s: float):
+def trace_from_spec(spec: str, seed: int, duration_s: float, columns: Optional[str] = None):
     """A LatencyTrace from 'kind[:key=value,...]' or a CSV path, named by its spec."""
     from spotvlm_ros.cloud.server import load_trace
 
     if spec.lower().endswith('.csv') or Path(spec).is_file():
-        trace = load_trace(spec, seed, duration_s)
+        trace = load_trace(spec, seed, duration_s, columns=columns)
     else:
         kind, params = split_spec(spec)
         trace = load_trace(kind, seed, duration_s, params)
@@ -57,6 +57,8 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument('--cloud', default=str(ROOT / 'models' / 'spotvlm-cloud'))
     parser.add_argument('--trace', action='append', default=None, metavar='SPEC',
                         help="'kind[:key=value,...]' or a CSV of time_s,delay_s (repeatable)")
+    parser.add_argument('--trace-columns', metavar='TIME,DELAY',
+                        help="header names of CSV traces' columns (_ms: milliseconds)")
     parser.add_argument('--seed', type=int, default=0, help='seed of generated traces')
     parser.add_argument('--strategies', default=','.join(R.STRATEGIES))
     parser.add_argument('--question', action='append', default=None,
@@ -121,7 +123,7 @@ def run_offline(args, frames, params: dict, settings, models=None) -> list:
     from spotvlm_ros.evaluation.replay import questions_of
 
     duration = frames[-1].stamp + 1.0
-    traces = [trace_from_spec(s, args.seed, max(60.0, duration))
+    traces = [trace_from_spec(s, args.seed, max(60.0, duration), args.trace_columns)
               for s in (args.trace or DEFAULT_TRACES)]
     questions = args.question or questions_of(frames)
     strategies = [s.strip() for s in args.strategies.split(',') if s.strip()]
@@ -255,6 +257,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         params = node_params(args.params_file, list(DEFAULT_OVERRIDES) + list(args.param))
         settings = settings_from(args, params)
+        for spec in args.trace or ():  # an unreadable trace is refused before the long replay
+            trace_from_spec(spec, args.seed, 60.0, args.trace_columns)
         bags = drive_bags(args)
         if args.live and len(bags) > 1:
             raise ValueError('--live replays one bag: give one --bag and no --seeds')

@@ -36,7 +36,14 @@ def check_checkpoint_dir(path: Path) -> Path:
 
 
 def resolve_checkpoint(model: str, allow_download: bool = False) -> Path:
-    """Local folder for `model` (a path or a hub id); ModelLoadError if there is none."""
+    """Local folder for `model` (a path, `package://PKG/path` or a hub id); ModelLoadError if none."""
+    from spotvlm_ros.share import SCHEME, resolve
+
+    if str(model).startswith(SCHEME):
+        try:
+            model = resolve(model)  # a share file of an installed package
+        except FileNotFoundError as err:
+            raise ModelLoadError(f"cannot load '{model}': {err}") from None
     model = str(model)
     if looks_like_path(model):
         return check_checkpoint_dir(Path(model).expanduser())

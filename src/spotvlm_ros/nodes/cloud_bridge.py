@@ -15,7 +15,7 @@ from spotvlm_ros.core.types import CloudAnswer
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (
     DiagnosticsPublisher, RollingStats, make_status, threshold_level, worst)
-from spotvlm_ros.nodes.images import frame_or_skip
+from spotvlm_ros.nodes.images import frame_or_skip, subscribe_images
 from spotvlm_ros.nodes.params import declare, declare_config
 from spotvlm_ros.nodes.qos import CLOUD_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
@@ -43,7 +43,7 @@ class CloudBridge(Node):
                        'error': 0, 'superseded': 0}
         self._last_reason = 'no frame yet'
         self._pub = self.create_publisher(CloudContext, 'cloud_context', CLOUD_CONTEXT_QOS)
-        self.create_subscription(Image, 'image', self._on_image, image_qos(reliable))
+        subscribe_images(self, self._on_image, image_qos(reliable))
         self._diag = DiagnosticsPublisher(self, 1.0, self._status)
         self.get_logger().info(
             f'cloud {self.client_config.base_url} model {self.client_config.model}; '

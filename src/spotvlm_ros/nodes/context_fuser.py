@@ -17,7 +17,7 @@ from spotvlm_ros.core.focus import FocusConfig
 from spotvlm_ros.core.images import shrink
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (DiagnosticsPublisher, make_status, threshold_level)
-from spotvlm_ros.nodes.images import frame_or_skip
+from spotvlm_ros.nodes.images import frame_or_skip, subscribe_images
 from spotvlm_ros.nodes.params import declare, declare_config, require
 from spotvlm_ros.nodes.qos import ANSWER_QOS, CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
@@ -49,7 +49,7 @@ class ContextFuser(Node):
         self.counts = {'frames': 0, 'bad_frames': 0, 'contexts': 0, 'failed_contexts': 0,
                        'edge_answers': 0, 'published': 0}
         self._pub = self.create_publisher(FusedContext, 'fused_context', FUSED_CONTEXT_QOS)
-        self.create_subscription(Image, 'image', self._on_image, image_qos(reliable))
+        subscribe_images(self, self._on_image, image_qos(reliable))
         self.create_subscription(CloudContext, 'cloud_context', self._on_cloud,
                                  CLOUD_CONTEXT_QOS)
         # The edge's own answers are its history until a cloud answer replaces them.

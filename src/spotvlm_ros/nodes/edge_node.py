@@ -28,10 +28,11 @@ from spotvlm_ros.models.factory import KINDS, make_backend
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (
     DiagnosticsPublisher, RollingStats, make_status, threshold_level, worst)
-from spotvlm_ros.nodes.images import frame_or_skip
+from spotvlm_ros.nodes.images import frame_or_skip, subscribe_images
 from spotvlm_ros.nodes.params import declare, declare_config, require
 from spotvlm_ros.nodes.qos import ANSWER_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
+from spotvlm_ros.share import DEFAULT_EDGE_CHECKPOINT, resolve as resolve_share_path
 
 TINY_MODEL = 'tiny'  # model.path value: the project's offline tiny checkpoint, built on demand
 
@@ -59,8 +60,9 @@ class EdgeNode(LifecycleNode):
         self.strategy = declare(self, 'strategy', 'context_transfer',
                                 f'one of {", ".join(NODE_STRATEGIES)}')
         self.model_kind = declare(self, 'model.kind', 'transformers', f'one of {KINDS}')
-        self.model_path = declare(self, 'model.path', TINY_MODEL,
-                                  "local checkpoint folder or hub id; 'tiny' builds the offline one")
+        self.model_path = declare(self, 'model.path', DEFAULT_EDGE_CHECKPOINT,
+                                  "checkpoint folder, package://PKG/path or hub id; 'tiny' builds "
+                                  "the offline random-weight one")
         self.model_device = declare(self, 'model.device', 'auto', "'auto', 'cpu', 'cuda', 'cuda:N'")
         self.model_dtype = declare(self, 'model.dtype', 'auto', "'auto', 'float32', 'float16', 'bfloat16'")
         self.max_new_tokens = declare(self, 'model.max_new_tokens', 24)
@@ -92,8 +94,7 @@ class EdgeNode(LifecycleNode):
         self._dropped_since_answer = 0
         self._answers = None
         self._group = ReentrantCallbackGroup()
-        self.create_subscription(Image, 'image', self._on_image, image_qos(reliable),
-                                 callback_group=self._group)
+        subscribe_images(self, self._on_image, image_qos(reliable), callback_group=self._group)
         self.create_subscription(FusedContext, 'fused_context', self._on_context,
                                  FUSED_CONTEXT_QOS, callback_group=self._group)
         self.create_subscription(String, 'query', self._on_query, 10, callback_group=self._group)
@@ -262,7 +263,7 @@ class EdgeNode(LifecycleNode):
     # misc -----------------------------------------------------------------------------
     def _resolve_model(self):
         if self.model_path != TINY_MODEL:
-            return self.model_path
+            return resolve_share_path(self.model_path)  # package://... -> its share file
         from spotvlm_ros.models.tiny import tiny_checkpoint
 
         return tiny_checkpoint()

@@ -14,6 +14,7 @@ import numpy as np
 from spotvlm_ros.nodes.images import ImageError, image_to_rgb
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
+IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 
 
 @dataclass
@@ -77,6 +78,38 @@ def open_bag(path: str):
     return reader
 
 
+def pick_image_topic(connections, wanted: str = '') -> str:
+    """The bag's image topic: `wanted` if it is there, else the only Image/CompressedImage one.
+
+    SourceError names the image topics when there is none or more than one to choose from.
+    """
+    images = sorted({c.topic for c in connections if c.msgtype in IMAGE_TYPES})
+    if wanted:
+        if wanted in images:
+            return wanted
+        topics = ', '.join(sorted({c.topic for c in connections})) or 'none'
+        raise SourceError(f'bag has no image topic {wanted} (image topics: '
+                          f'{", ".join(images) or "none"}; all topics: {topics})')
+    if len(images) == 1:
+        return images[0]
+    if not images:
+        topics = ', '.join(sorted({f'{c.topic} ({c.msgtype})' for c in connections})) or 'none'
+        raise SourceError(f'bag has no sensor_msgs/Image or CompressedImage topic (topics: {topics})')
+    raise SourceError(f'bag has {len(images)} image topics ({", ".join(images)}): '
+                      'set source.image_topic to one of them')
+
+
+def bag_image_topic(path: str, wanted: str = '') -> str:
+    """The image topic to play from a bag (see pick_image_topic); SourceError names the bag."""
+    reader = open_bag(path)
+    try:
+        return pick_image_topic(reader.connections, wanted)
+    except SourceError as err:
+        raise SourceError(f'{path}: {err}') from None
+    finally:
+        reader.close()
+
+
 def bag_topics(path: str, image_topic: str) -> list:
     """(topic, msgtype) of every topic in a bag but the images."""
     reader = open_bag(path)
@@ -91,10 +124,11 @@ def bag_frames(path: str, image_topic: str, passthrough: bool) -> Iterator[Frame
     bag = pathlib.Path(path)
     reader = open_bag(path)
     try:
+        try:
+            image_topic = pick_image_topic(reader.connections, image_topic)
+        except SourceError as err:
+            raise SourceError(f'bag {bag}: {err}') from None
         images = [c for c in reader.connections if c.topic == image_topic]
-        if not images:
-            topics = ', '.join(sorted({c.topic for c in reader.connections}))
-            raise SourceError(f'bag {bag} has no topic {image_topic} (topics: {topics})')
         wanted = reader.connections if passthrough else images
         for conn, timestamp, raw in reader.messages(connections=wanted):
             if conn.topic == image_topic:

@@ -16,7 +16,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.echo import message_class
 from spotvlm_ros.nodes.frame_sources import (
-    Frame, SourceError, bag_frames, bag_topics, capture_frames, folder_frames)
+    Frame, SourceError, bag_frames, bag_image_topic, bag_topics, capture_frames, folder_frames)
 from spotvlm_ros.nodes.images import rgb_to_image
 from spotvlm_ros.nodes.params import declare, require
 from spotvlm_ros.nodes.qos import PASSTHROUGH_QOS, image_qos
@@ -33,8 +33,8 @@ class ImageSource(Node):
         super().__init__('image_source', **kwargs)
         self.kind = declare(self, 'source.kind', 'bag', f'one of {", ".join(KINDS)}')
         self.path = declare(self, 'source.path', '', 'folder, video file, camera index/URL, or bag')
-        self.image_topic = declare(self, 'source.image_topic', '/camera/image_raw',
-                                   'image topic inside the bag')
+        self.image_topic = declare(self, 'source.image_topic', '',
+                                   "image topic inside the bag; '' = its only image topic")
         self.rate_hz = declare(self, 'rate_hz', 10.0, 'frame rate for folder/video/camera')
         self.rate_factor = declare(self, 'rate_factor', 1.0, 'bag playback speed')
         self.loop = declare(self, 'loop', False, 'start again at the end')
@@ -87,6 +87,9 @@ class ImageSource(Node):
 
     def _play(self) -> None:
         try:
+            if self.kind == 'bag':
+                self.image_topic = bag_image_topic(self.path, self.image_topic)
+                self.get_logger().info(f'playing image topic {self.image_topic} of {self.path}')
             if self.kind == 'bag' and self.passthrough:
                 # Made before the wait, so they are discovered along with the image topic and
                 # the bag's first ground-truth messages are not lost to a late match.

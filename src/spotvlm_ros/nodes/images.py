@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 # encoding -> (channels, channel order to reach RGB)
 _ENCODINGS = {
@@ -16,6 +16,7 @@ _ENCODINGS = {
     'mono8': (1, None),
 }
 MAX_SIDE = 8192  # larger frames are refused: no VLM here needs them, and they cost memory
+IMAGE_TRANSPORTS = ('raw', 'compressed')  # as image_transport names them
 
 
 class ImageError(ValueError):
@@ -56,9 +57,44 @@ def rgb_to_image(frame: np.ndarray, header=None) -> Image:
     return msg
 
 
-def frame_or_skip(node, msg: Image, counts: dict) -> Optional[np.ndarray]:
-    """The RGB frame of `msg`, or None after counting it in counts['bad_frames'] and warning."""
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """An HxWx3 uint8 RGB array from a CompressedImage (JPEG, PNG); ImageError when it is not one."""
+    import cv2
+
+    data = np.frombuffer(bytes(msg.data), np.uint8)
+    if data.size == 0:
+        raise ImageError('empty CompressedImage')
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(f"undecodable CompressedImage (format '{msg.format}')")
+    if max(bgr.shape[:2]) > MAX_SIDE:
+        raise ImageError(f'image {bgr.shape[1]}x{bgr.shape[0]} exceeds {MAX_SIDE} px per side')
+    return bgr[:, :, ::-1].copy()
+
+
+def subscribe_images(node, callback, qos, **kwargs):
+    """Subscribe to the camera as the `image_transport` parameter says: 'raw' reads `image`
+    (Image), 'compressed' reads `image/compressed` (CompressedImage), as image_transport names
+    a camera's topics. The callback gets either message; frame_or_skip decodes both."""
+    from spotvlm_ros.nodes.params import declare, require
+
+    transport = declare(node, 'image_transport', 'raw',
+                        'raw (sensor_msgs/Image on image) or compressed (CompressedImage on '
+                        'image/compressed)')
+    require(transport in IMAGE_TRANSPORTS, 'image_transport',
+            f"'{transport}' is not one of {', '.join(IMAGE_TRANSPORTS)}")
+    if transport == 'compressed':
+        return node.create_subscription(CompressedImage, 'image/compressed', callback, qos,
+                                        **kwargs)
+    return node.create_subscription(Image, 'image', callback, qos, **kwargs)
+
+
+def frame_or_skip(node, msg, counts: dict) -> Optional[np.ndarray]:
+    """The RGB frame of `msg` (Image or CompressedImage), or None after counting it in
+    counts['bad_frames'] and warning."""
     try:
+        if isinstance(msg, CompressedImage):
+            return compressed_to_rgb(msg)
         return image_to_rgb(msg)
     except ImageError as err:
         counts['bad_frames'] += 1
