@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from spotvlm_ros.core.checks import non_negative, positive, positive_int, require
+from spotvlm_ros.core.compression import tokenizer_counter, word_count
 from spotvlm_ros.core.context import ContextConfig, ContextStore
 from spotvlm_ros.core.focus import FocusConfig, focus_regions
 from spotvlm_ros.core.images import shrink
@@ -94,6 +95,9 @@ class _Replay:
         self.settings = settings
         self.mean_delay_s = mean_delay_s
         self._by_seq = {r.seq: r for r in requests}
+        # As the fuser does: budgets in the edge model's own tokens.
+        tokenizer = getattr(answerer.edge_backend, 'tokenizer', None)
+        self.count_tokens = tokenizer_counter(tokenizer) if tokenizer is not None else word_count
 
     def record(self, strategy: str, frame, truth) -> AnswerRecord:
         return AnswerRecord(strategy, self.trace.name, self.mean_delay_s, frame.index,
@@ -102,7 +106,7 @@ class _Replay:
 
     def cloud_store(self, question: str) -> ContextStore:
         """The fuser's store, holding every good reply, each hidden until it arrives."""
-        store = ContextStore(self.settings.context)
+        store = ContextStore(self.settings.context, self.count_tokens)
         for request in self.requests:
             if request.ok:
                 answer, _ = self.answerer.cloud(self.frames[request.frame_index], question,
@@ -122,7 +126,8 @@ class _Replay:
     def edge_strategy(self, strategy: str, items: list, cloud: ContextStore) -> list:
         """The edge node's worker: one answer at a time, the newest waiting frame next."""
         use_history, use_focus, own = EDGE_INPUTS[strategy]
-        mine = ContextStore(dataclasses.replace(self.settings.context, own_history=True)) \
+        mine = ContextStore(dataclasses.replace(self.settings.context, own_history=True),
+                            self.count_tokens) \
             if own else None
         records = {frame.index: self.record(strategy, frame, truth) for frame, truth in items}
 
