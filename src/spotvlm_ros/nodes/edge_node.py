@@ -298,8 +298,11 @@ class EdgeNode(LifecycleNode):
         age = stamp - convert.to_sec(context.header.stamp)
         stale = age > self.context_max_age_s
         with self._cond:
-            was_stale, self._stale_since = self._stale_since, (
-                (self._stale_since or stamp) if stale else None)
+            was_stale = self._stale_since
+            if not stale:
+                self._stale_since = None
+            elif was_stale is None:
+                self._stale_since = stamp
         if stale and was_stale is None:
             self.get_logger().warning(
                 f'fused context is {age:.1f} s old (context.max_age_s '
