@@ -179,6 +179,10 @@ def _overrides(args, port: Optional[int]) -> dict:
         if node not in overrides or not name:
             raise UsageError(f"bad --param '{item}' (NODE:NAME=VALUE, NODE in {', '.join(NODES)})")
         overrides[node][name] = value
+    # The fuser counts its token budget with the edge model's tokenizer: the same checkpoint.
+    edge_model = overrides['edge_node'].get('model.path')
+    if edge_model:
+        overrides['context_fuser'].setdefault('tokenizer', edge_model)
     return overrides
 
 

@@ -61,3 +61,34 @@ def test_api_key_is_in_no_log_line_repr_or_answer(serve, keyframe, api_key, all_
     assert any('aiohttp.access' in line for line in lines)
     for secret in (key, wrong_key):
         assert not [t for t in texts + lines if secret in t]
+
+
+def _redirect_with_key_app():
+    """A hostile server that redirects to a URL built from the key; the client's error quotes
+    the URL (a connection-level failure, not an HTTP status)."""
+    async def handle(request):
+        token = request.headers.get('Authorization', '').replace('Bearer ', '')
+        raise web.HTTPTemporaryRedirect(f'ftp://127.0.0.1/echo?{token}')
+    app = web.Application()
+    app.router.add_post('/v1/chat/completions', handle)
+    return app
+
+
+def test_a_non_http_failure_that_quotes_the_key_is_redacted_in_every_log_line(
+        serve, keyframe, api_key, all_logs):
+    name, key = api_key
+
+    async def main():
+        async with serve(_redirect_with_key_app()) as server:
+            config = CloudClientConfig(base_url=server.base_url, model=MODEL, api_key_env=name,
+                                       timeout_s=5.0, retries=1, backoff_s=0.01,
+                                       max_image_side=320)
+            async with CloudClient(config) as client:
+                return await client.request(keyframe[0], 1.0, 1, 'q')
+
+    answer = asyncio.run(main())
+    assert answer.status == 'error' and 'RedirectClientError' in answer.error
+    client_lines = [FORMAT.format(r) for r in all_logs if r.name == 'spotvlm_ros.cloud.client']
+    # The failure was logged (the retry and the final warning), and never with the key.
+    assert any('RedirectClientError' in line and '[redacted]' in line for line in client_lines)
+    assert not [line for line in client_lines if key in line]

@@ -64,3 +64,10 @@ def test_unknown_strategies_are_refused_by_name():
     with pytest.raises(ValueError, match='unknown strategy .nope.; one of edge_only'):
         C.strategy('nope')
     assert set(C.NODE_STRATEGIES) <= set(C.STRATEGIES)
+
+
+def test_the_edges_own_age_limit_drops_old_turns_and_regions():
+    fused = C.fuse(store_with_context(), 3.0, SIZE, FOCUS)
+    inputs = C.edge_inputs(C.CONTEXT_TRANSFER, fused, frame(), 3.0, FOCUS, max_age_s=1.6)
+    assert [t.answer for t in inputs.turns] == ['edge after']
+    assert inputs.focus is None and inputs.context_age_s is None

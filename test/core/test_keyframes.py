@@ -181,3 +181,16 @@ def test_sends_respect_both_intervals(steps, min_interval, extra):
     assert sent and np.all(gaps >= min_interval - 1e-9)
     assert np.all(gaps <= max_interval + 1.0 + 1e-9)  # at most one frame step late
     assert t - sent[-1] < max_interval + 1.0
+
+
+def test_the_breaker_runs_on_its_own_clock_whatever_the_frames_are_stamped():
+    """Frames from a recording (1000 s) while the breaker counts on a monotonic clock."""
+    p = policy(min_interval_s=0.0, breaker_failures=1, breaker_cooldown_s=2.0)
+    clock = 5.0e5  # e.g. time.monotonic() on a long-running host
+    assert p.should_send(1000.0, gray_frame(0), 0, now=clock)
+    p.record_reply(clock + 0.5, ok=False)  # the circuit opens at clock + 0.5
+    held = p.should_send(1000.1, gray_frame(255), 0, now=clock + 1.0)
+    assert not held and 'retry in 1.5 s' in held.reason
+    assert p.should_send(1000.2, gray_frame(255), 0, now=clock + 2.6).send  # the probe
+    p.record_reply(clock + 2.7, ok=True)
+    assert p.should_send(1000.3, gray_frame(0), 0, now=clock + 2.8).send

@@ -20,7 +20,7 @@ import numpy as np
 
 from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT, LOOPBACK_HOSTS
 from spotvlm_ros.cloud.encoding import encode_keyframe
-from spotvlm_ros.cloud.grounding import parse_regions
+from spotvlm_ros.cloud.grounding import GroundingError, parse_regions
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, GROUNDING_FORMATS, system_prompt
 from spotvlm_ros.cloud.structured import (RESPONSE_FORMATS, as_fenced, parse_structured,
                                           response_format)
@@ -28,6 +28,37 @@ from spotvlm_ros.core.checks import non_negative, non_negative_int, positive, po
 from spotvlm_ros.core.types import CloudAnswer, Region
 
 log = logging.getLogger(__name__)
+
+
+class _Redactor(logging.Filter):
+    """Scrubs every API key a client of this process holds from each record of this logger.
+
+    One place for every path (HTTP errors, connection errors, tracebacks): a failure message
+    may quote a URL or header a hostile server built from the key.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, '[redacted]')
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        record.msg, record.args = self.scrub(record.getMessage()), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        return True
+
+
+_REDACTOR = _Redactor()
+log.addFilter(_REDACTOR)
 
 STATUS_OK = 'ok'
 STATUS_TIMEOUT = 'timeout'
@@ -139,6 +170,8 @@ class CloudClient:
                  trace_configs: Sequence[aiohttp.TraceConfig] = ()):
         self.config = config
         self._api_key = os.environ.get(config.api_key_env, '') if config.api_key_env else ''
+        if self._api_key:
+            _REDACTOR.secrets.add(self._api_key)
         self._clock = clock
         self._trace_configs = list(trace_configs)
         self._url = config.base_url.rstrip('/') + '/chat/completions'
@@ -293,8 +326,11 @@ class CloudClient:
         structured = parse_structured(content)
         if structured is not None:  # the {answer, regions} form; prose and fence otherwise
             content = as_fenced(*structured)
-        text, regions, warning = parse_regions(content, cfg.grounding_format, size_sent,
-                                               _size_of(frame), cfg.max_reply_bytes)
+        try:
+            text, regions, warning = parse_regions(content, cfg.grounding_format, size_sent,
+                                                   _size_of(frame), cfg.max_reply_bytes)
+        except GroundingError as e:  # a clear failure, no traceback: the reply was the problem
+            raise _Failure(STATUS_ERROR, str(e), retryable=False) from None
         if warning:
             log.warning('keyframe %d: %s', ticket.seq, warning)
         return _Reply(text, regions, model or cfg.model)

@@ -9,9 +9,13 @@ from typing import Any, Optional
 
 from spotvlm_ros.cloud.prompts import (
     FORMAT_GRID_1000, FORMAT_NORMALIZED, FORMAT_PIXELS, GROUNDING_FORMATS)
+from spotvlm_ros.core.compression import sanitize_label
 from spotvlm_ros.core.types import SOURCE_CLOUD, Region
 
 DEFAULT_MAX_CHARS = 65536
+# Boxes kept per reply, in the order written: the fuser merges them pairwise on every frame,
+# so a reply of thousands must cost no more than one of a few dozen.
+DEFAULT_MAX_REGIONS = 32
 # Bare JSON is searched by trying each '[' or '{'; bounded so prose full of brackets stays cheap.
 _MAX_JSON_STARTS = 64
 
@@ -33,12 +37,35 @@ _SPACES = re.compile(r'[ \t]+')
 _BLANK_LINES = re.compile(r'\n\s*\n+')
 
 
+class GroundingError(ValueError):
+    """The one error parse_regions raises: bad arguments, or a reply it cannot read at all."""
+
+
 def parse_regions(text: str, fmt: str, sent_size: tuple[int, int],
                   keyframe_size: tuple[int, int], max_chars: int = DEFAULT_MAX_CHARS,
+                  max_regions: int = DEFAULT_MAX_REGIONS,
                   ) -> tuple[str, tuple[Region, ...], str]:
-    """Split a reply into (answer text, regions in keyframe pixels, warning or '')."""
+    """Split a reply into (answer text, regions in keyframe pixels, warning or '').
+
+    Any reply gives a result; only GroundingError is raised, for bad arguments or a bug.
+    """
     if fmt not in GROUNDING_FORMATS:
-        raise ValueError(f'grounding_format: unknown {fmt!r}; one of {GROUNDING_FORMATS}')
+        raise GroundingError(f'grounding_format: unknown {fmt!r}; one of {GROUNDING_FORMATS}')
+    for name, size in (('sent_size', sent_size), ('keyframe_size', keyframe_size)):
+        if not (isinstance(size, (tuple, list)) and len(size) == 2
+                and all(isinstance(v, int) and v > 0 for v in size)):
+            raise GroundingError(f'{name} must be a (width, height) of positive ints, '
+                                 f'got {size!r}')
+    if not isinstance(text, str):
+        raise GroundingError(f'the reply must be text, got {type(text).__name__}')
+    try:
+        return _parse(text, fmt, sent_size, keyframe_size, max_chars, max_regions)
+    except Exception as e:  # noqa: BLE001 - the contract: one error type, whatever the reply
+        raise GroundingError(f'unreadable reply ({type(e).__name__})') from None
+
+
+def _parse(text: str, fmt: str, sent_size, keyframe_size, max_chars: int,
+           max_regions: int) -> tuple[str, tuple[Region, ...], str]:
     warnings = []
     if len(text) > max_chars:
         text = text[:max_chars]
@@ -55,6 +82,9 @@ def parse_regions(text: str, fmt: str, sent_size: tuple[int, int],
     regions = []
     skipped = 0
     for item in items:
+        if len(regions) == max_regions:  # cut here, before any merge sees them
+            warnings.append(f'kept {max_regions} of {len(items)} regions (max_regions)')
+            break
         region = _to_region(item, scale, keyframe_size)
         if region is None:
             skipped += 1
@@ -97,7 +127,7 @@ def _find_json(text: str) -> Optional[tuple[list, str]]:
             break
         try:
             value, end = decoder.raw_decode(text, match.start())
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting deeper than the decoder goes
             if _JSON_LIKE.match(text, match.start()):
                 return None  # broken JSON: a fragment of it must not pass for the whole
             continue
@@ -121,7 +151,7 @@ def _find_box_tokens(text: str) -> Optional[tuple[list, str]]:
 def _loads(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -150,7 +180,7 @@ def _to_region(item: Any, scale: tuple[float, float], keyframe_size) -> Optional
     try:
         x1, y1, x2, y2 = (float(v) for v in box)
         score = float(next((item[k] for k in _SCORE_KEYS if k in item), 1.0))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float range
         return None
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2, score)):
         return None
@@ -162,7 +192,8 @@ def _to_region(item: Any, scale: tuple[float, float], keyframe_size) -> Optional
     if right <= left or bottom <= top:
         return None
     label = next((item[k] for k in _LABEL_KEYS if k in item), '')
-    return Region(str(label).strip(), left, top, right, bottom, score=score, source=SOURCE_CLOUD)
+    return Region(sanitize_label(label), left, top, right, bottom, score=score,
+                  source=SOURCE_CLOUD)
 
 
 def _clip(value: float, upper: float) -> float:

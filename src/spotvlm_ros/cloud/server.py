@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = '127.0.0.1'
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+# Pixels per image, checked from the header before decoding: 16 Mpx is 4096x4096, past any
+# VLM's own input limit (Qwen2.5-VL resizes to at most 12.8 Mpx) and 48 MB decoded.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 # An outage holds a request this long (or until the client gives up), then drops it.
 DEFAULT_OUTAGE_HOLD_S = 120.0
 _WORDS = re.compile(r'\s*\S+|\s+$')  # stream pieces that join back to the exact text
@@ -57,6 +60,7 @@ class _State:
     api_key: str
     trace: Optional[DelayTrace]
     outage_hold_s: float
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     started: float = 0.0  # loop time at start-up; trace time is measured from it
     created: int = field(default_factory=lambda: int(time.time()))
     lock: Optional[asyncio.Lock] = None
@@ -89,11 +93,17 @@ class _BadRequest(Exception):
 
 def make_app(responder: Responder, *, served_model: Optional[str] = None, api_key: str = '',
              trace: Optional[DelayTrace] = None, outage_hold_s: float = DEFAULT_OUTAGE_HOLD_S,
-             max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
-    """An aiohttp app serving `responder` as /v1/chat/completions and /v1/models."""
+             max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+             max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> web.Application:
+    """An aiohttp app serving `responder` as /v1/chat/completions and /v1/models.
+
+    Images over `max_image_pixels` are refused with 413 before they are decoded.
+    """
+    if not isinstance(max_image_pixels, int) or max_image_pixels < 1:
+        raise ValueError(f'max_image_pixels must be a positive int, got {max_image_pixels!r}')
     app = web.Application(client_max_size=max_body_bytes)
     app[STATE] = _State(responder, served_model or responder.name or 'spotvlm-cloud',
-                        api_key, trace, outage_hold_s)
+                        api_key, trace, outage_hold_s, max_image_pixels)
     app.router.add_post('/v1/chat/completions', _chat_completions)
     app.router.add_get('/v1/models', _models)
     app.router.add_get('/health', _health)
@@ -138,7 +148,8 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     request_id = request.headers.get('X-Request-Id', '')[:64] or uuid.uuid4().hex[:12]
     try:
         # Image decoding runs off the loop, so one big image does not stall other requests.
-        chat = await asyncio.to_thread(_parse_chat, await _json_body(request), state.served_model)
+        chat = await asyncio.to_thread(_parse_chat, await _json_body(request), state.served_model,
+                                       state.max_image_pixels)
     except _BadRequest as e:
         log.info('%s: refused (%d): %s', request_id, e.status, e)
         return _error(e.status, str(e), code=e.code)
@@ -200,7 +211,7 @@ async def _json_body(request: web.Request):
         raise _BadRequest('the body is not valid JSON') from None
 
 
-def _parse_chat(body, served_model: str) -> _Chat:
+def _parse_chat(body, served_model: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> _Chat:
     """The prompt, system prompt and images of the last user message, validated."""
     if not isinstance(body, dict):
         raise _BadRequest('the body must be a JSON object')
@@ -216,7 +227,7 @@ def _parse_chat(body, served_model: str) -> _Chat:
     users = [m for m in messages if isinstance(m, dict) and m.get('role') == 'user']
     if not users:
         raise _BadRequest('no user message')
-    prompt, images = _user_parts(users[-1].get('content'))
+    prompt, images = _user_parts(users[-1].get('content'), max_pixels)
     if not images:
         raise _BadRequest('the last user message needs an image_url part (a data: URL)')
     max_tokens = body.get('max_completion_tokens', body.get('max_tokens', DEFAULT_MAX_TOKENS))
@@ -251,7 +262,7 @@ def _text_of(content) -> str:
     return ''
 
 
-def _user_parts(content) -> tuple[str, list]:
+def _user_parts(content, max_pixels: int) -> tuple[str, list]:
     """The text and the decoded images of one user message's content."""
     if isinstance(content, str):
         return content, []
@@ -266,14 +277,14 @@ def _user_parts(content) -> tuple[str, list]:
         elif part.get('type') == 'image_url':
             url = part.get('image_url')
             url = url.get('url') if isinstance(url, dict) else url
-            images.append(_decode_data_url(url, len(images) + 1))
+            images.append(_decode_data_url(url, len(images) + 1, max_pixels))
         else:
             raise _BadRequest(f'unsupported content part type {str(part.get("type"))[:40]!r}')
     return '\n'.join(texts), images
 
 
-def _decode_data_url(url, number: int) -> np.ndarray:
-    """An image_url's data: URL as an HxWx3 uint8 RGB array."""
+def _decode_data_url(url, number: int, max_pixels: int) -> np.ndarray:
+    """An image_url's data: URL as an HxWx3 uint8 RGB array; at most `max_pixels` pixels."""
     if not isinstance(url, str) or not url.startswith('data:image/'):
         raise _BadRequest(f'image {number}: only data:image/... URLs are served offline')
     header, _, payload = url.partition(',')
@@ -281,6 +292,12 @@ def _decode_data_url(url, number: int) -> np.ndarray:
         raise _BadRequest(f'image {number}: the data URL must be base64')
     try:
         with Image.open(io.BytesIO(base64.b64decode(payload, validate=True))) as image:
+            # The size is in the header: refuse before a single pixel is decoded.
+            width, height = image.size
+            if width * height > max_pixels:
+                raise _BadRequest(f'image {number} is {width}x{height} = {width * height} '
+                                  f'pixels; this server accepts at most {max_pixels}', 413,
+                                  'image_too_large')
             return np.asarray(image.convert('RGB'))
     except (binascii.Error, OSError, ValueError, Image.DecompressionBombError) as e:
         raise _BadRequest(f'image {number} could not be decoded: {type(e).__name__}') from None
@@ -365,12 +382,13 @@ async def start_server(app: web.Application, host: str = DEFAULT_HOST,
 def run_server(responder: Responder, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                served_model: Optional[str] = None, api_key: str = '',
                trace: Optional[DelayTrace] = None,
-               outage_hold_s: float = DEFAULT_OUTAGE_HOLD_S) -> None:
+               outage_hold_s: float = DEFAULT_OUTAGE_HOLD_S,
+               max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
     """Serve `responder` until SIGINT or SIGTERM (blocking)."""
     if host not in LOOPBACK_HOSTS and not api_key:
         log.warning('serving on %s without an API key: anyone who reaches it can use it', host)
     app = make_app(responder, served_model=served_model, api_key=api_key, trace=trace,
-                   outage_hold_s=outage_hold_s)
+                   outage_hold_s=outage_hold_s, max_image_pixels=max_image_pixels)
     asyncio.run(_serve_until_stopped(app, host, port))
 
 
@@ -447,6 +465,8 @@ def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0, help='seed of a generated trace')
     parser.add_argument('--outage-hold-s', type=float, default=DEFAULT_OUTAGE_HOLD_S,
                         help='how long a request sent during an outage is held before dropping')
+    parser.add_argument('--max-image-pixels', type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
+                        help='larger images are refused with 413 (default: %(default)s)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='float32')
     parser.add_argument('--max-new-tokens', type=int, default=DEFAULT_MAX_TOKENS)
@@ -485,8 +505,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run_server(responder, host=args.host, port=args.port,
                    served_model=args.served_model_name or (
                        DEFAULT_CLOUD_MODEL if args.model == DEFAULT_CLOUD_CHECKPOINT else args.model),
-                   api_key=api_key,
-                   trace=trace, outage_hold_s=args.outage_hold_s)
+                   api_key=api_key, trace=trace, outage_hold_s=args.outage_hold_s,
+                   max_image_pixels=args.max_image_pixels)
     finally:
         responder.close()
     return 0

@@ -11,6 +11,7 @@ one composition:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -114,18 +115,22 @@ def fuse(store: ContextStore, stamp: float, frame_size: Size, config: FocusConfi
 
 
 def edge_inputs(name: str, context: Optional[FusedContext], frame: np.ndarray, stamp: float,
-                config: FocusConfig) -> EdgeInputs:
+                config: FocusConfig, max_age_s: float = math.inf) -> EdgeInputs:
     """What strategy `name` gives the edge model for `frame` (at `stamp`) from `context`.
 
-    Turns about a later frame than this one are dropped; regions fused for a frame of another
-    size are scaled to this one; a focus plan is made only when there is a region to look at.
+    Turns about a later frame than this one, or older than `max_age_s` (the edge's own limit,
+    should the fuser fall silent), are dropped, and so are regions of a cloud answer that old;
+    regions fused for a frame of another size are scaled to this one; a focus plan is made
+    only when there is a region to look at.
     """
     chosen = strategy(name)
     if context is None or not chosen.on_edge:
         return EdgeInputs([], [], None, None)
     turns = [_aged(t, stamp) for t in context.turns if _wanted(t, chosen)]
-    turns = [t for t in turns if t.age_s >= 0]
-    regions = _in_frame(context, frame) if chosen.focus else []
+    turns = [t for t in turns if 0 <= t.age_s <= max_age_s]
+    fresh = context.newest_cloud_stamp is not None and \
+        stamp - context.newest_cloud_stamp <= max_age_s
+    regions = _in_frame(context, frame) if chosen.focus and fresh else []
     focus = plan_focus_from_config(frame, regions, config) if regions else None
     newest = max((t.source_stamp for t in turns if t.source == SOURCE_CLOUD), default=None)
     if newest is None and regions:

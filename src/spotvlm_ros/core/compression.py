@@ -8,6 +8,10 @@ from typing import Callable
 TokenCounter = Callable[[str], int]
 
 DEFAULT_MAX_CHARS = 2000
+# A region label names an object ('traffic light', 'car 2', 'stop-sign'): short, and only
+# letters, digits, spaces and a few joiners, so it can never spell a chat marker.
+MAX_LABEL_CHARS = 40
+_LABEL_JOINERS = frozenset(" -_'.,/()&+#")
 # A sanitiser or compressor never looks further than this many raw characters per kept one,
 # so a 1 MB answer costs no more than a long one.
 _RAW_CHARS_PER_KEPT = 8
@@ -83,6 +87,13 @@ def sanitize_cloud_text(text, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     if not text.isprintable():
         text = ''.join(c if c.isprintable() else ' ' for c in text)
     text = _strip_markers(text)
+    return _cap_chars(' '.join(text.split()), max_chars)
+
+
+def sanitize_label(label, max_chars: int = MAX_LABEL_CHARS) -> str:
+    """A region label made inert: cloud text rules, then only label characters, capped."""
+    text = sanitize_cloud_text(label, max_chars * _RAW_CHARS_PER_KEPT)
+    text = ''.join(c if c.isalnum() or c in _LABEL_JOINERS else ' ' for c in text)
     return _cap_chars(' '.join(text.split()), max_chars)
 
 

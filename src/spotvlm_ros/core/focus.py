@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -10,6 +11,7 @@ import numpy as np
 
 from spotvlm_ros.core.checks import (
     fraction, in_range, non_negative, positive, positive_int, require)
+from spotvlm_ros.core.compression import sanitize_label
 from spotvlm_ros.core.flow import propagate_regions
 from spotvlm_ros.core.images import resize_image
 from spotvlm_ros.core.regions import (
@@ -18,6 +20,9 @@ from spotvlm_ros.core.types import (
     SOURCE_PROPAGATED, CloudAnswer, FocusCrop, FocusPlan, Region)
 from spotvlm_ros.core.visual_tokens import (
     QWEN2_5_VL_MAX_PIXELS, QWEN2_5_VL_MIN_PIXELS, VisualTokenCounter)
+
+# Boxes considered per region kept: enough for merging to matter, few enough to stay cheap.
+_MERGE_INPUT_PER_REGION = 4
 
 # The whole mapping lives here; its steps are importable from here too.
 __all__ = [
@@ -81,8 +86,12 @@ def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_siz
     """Cloud regions mapped to the current frame: scaled, carried or widened, clipped, merged.
 
     `src_size` is the (width, height) the cloud saw (None: already in frame pixels). Ranked
-    by score, at most `max_regions`, all inside the frame.
+    by score, at most `max_regions`, all inside the frame; labels cleaned as cloud text.
     """
+    # Regions may come from any publisher: the best few only (the merge is quadratic), and
+    # their labels made inert before they reach a prompt.
+    regions = sorted(regions, key=region_rank)[: _MERGE_INPUT_PER_REGION * config.max_regions]
+    regions = [dataclasses.replace(r, label=sanitize_label(r.label)) for r in regions]
     mapped = scale_regions(regions, src_size, frame_size) if src_size else list(regions)
     mapped = clip_regions(mapped, frame_size, 0.0)  # tracking needs boxes inside the frame
     if config.use_flow and key_image is not None and cur_image is not None and mapped:

@@ -59,7 +59,9 @@ class KeyframeDecision:
 class CircuitBreaker:
     """Stops requests after repeated failures; probes again after a cooldown that doubles.
 
-    Times are stamps on the caller's clock (frame stamps work), so replay behaves like live.
+    Every `now` is seconds on ONE clock, the breaker's own: a live node uses a monotonic
+    clock (frame stamps may be a recording's or sim time, replies arrive on the wall clock),
+    replay its simulated clock. Never mix frame stamps with reply times from another clock.
     """
 
     def __init__(self, failures_to_open: int = 3, cooldown_s: float = 2.0,
@@ -157,20 +159,25 @@ class KeyframePolicy:
         self.last_sent: Optional[float] = None
         self._last_thumb: Optional[np.ndarray] = None
 
-    def should_send(self, stamp: float, frame: Optional[np.ndarray],
-                    in_flight: int) -> KeyframeDecision:
-        """Decide for the frame at `stamp`; a yes is recorded as sent (the caller sends it)."""
+    def should_send(self, stamp: float, frame: Optional[np.ndarray], in_flight: int,
+                    now: Optional[float] = None) -> KeyframeDecision:
+        """Decide for the frame at `stamp`; a yes is recorded as sent (the caller sends it).
+
+        `stamp` (the frame's own clock) paces keyframes; `now` is the breaker's clock, the
+        one record_reply gets. None: the frame stamps are that clock (replay).
+        """
         cfg = self.config
-        if not self.breaker.allow(stamp):
-            return KeyframeDecision(False, self.breaker.describe(stamp))
+        now = stamp if now is None else now
+        if not self.breaker.allow(now):
+            return KeyframeDecision(False, self.breaker.describe(now))
         if in_flight >= cfg.max_in_flight:
             return KeyframeDecision(False, f'{in_flight} requests in flight '
                                            f'(max {cfg.max_in_flight})')
         if self.last_sent is None:
-            return self._send(stamp, frame, 'first keyframe', None)
+            return self._send(stamp, now, frame, 'first keyframe', None)
         elapsed = stamp - self.last_sent
         if elapsed < 0:
-            return self._send(stamp, frame, f'clock jumped back {-elapsed:.2f} s', None)
+            return self._send(stamp, now, frame, f'clock jumped back {-elapsed:.2f} s', None)
         if elapsed < cfg.min_interval_s:
             return KeyframeDecision(False, f'min interval: {elapsed:.2f} s since last '
                                            f'keyframe < {cfg.min_interval_s:.2f} s')
@@ -179,21 +186,21 @@ class KeyframePolicy:
         if thumb is not None and self._last_thumb is not None:
             change = scene_change(self._last_thumb, thumb)
         if elapsed >= cfg.max_interval_s:
-            return self._send(stamp, thumb, f'max interval: {elapsed:.2f} s since last '
+            return self._send(stamp, now, thumb, f'max interval: {elapsed:.2f} s since last '
                                             f'keyframe', change, is_thumb=True)
         if change is not None and change >= cfg.change_threshold:
-            return self._send(stamp, thumb, f'scene changed: {change:.3f} >= '
+            return self._send(stamp, now, thumb, f'scene changed: {change:.3f} >= '
                                             f'{cfg.change_threshold:.3f}', change, is_thumb=True)
         shown = 'unknown' if change is None else f'{change:.3f}'
         return KeyframeDecision(False, f'scene unchanged: {shown} < {cfg.change_threshold:.3f}',
                                 change)
 
-    def record_reply(self, stamp: float, ok: bool) -> None:
-        """Tell the breaker how a request ended (a timeout is a failure)."""
+    def record_reply(self, now: float, ok: bool) -> None:
+        """Tell the breaker how a request ended (a timeout is a failure); `now` on its clock."""
         if ok:
-            self.breaker.record_success(stamp)
+            self.breaker.record_success(now)
         else:
-            self.breaker.record_failure(stamp)
+            self.breaker.record_failure(now)
 
     def reset(self) -> None:
         """Forget the last keyframe (a new episode); the breaker keeps its state."""
@@ -205,9 +212,9 @@ class KeyframePolicy:
             return None
         return thumbnail(frame, self.config.thumb_width, self.config.thumb_height)
 
-    def _send(self, stamp: float, image, reason: str, change: Optional[float],
+    def _send(self, stamp: float, now: float, image, reason: str, change: Optional[float],
               is_thumb: bool = False) -> KeyframeDecision:
         self.last_sent = stamp
         self._last_thumb = image if is_thumb else self._thumbnail(image)
-        self.breaker.on_send(stamp)
+        self.breaker.on_send(now)
         return KeyframeDecision(True, reason, change)

@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 
 from spotvlm_ros.core.checks import non_negative, positive, positive_int, require
 from spotvlm_ros.core.composition import edge_inputs, fuse, strategy as strategy_named
+from spotvlm_ros.core.compression import tokenizer_counter, word_count
 from spotvlm_ros.core.context import ContextConfig, ContextStore
 from spotvlm_ros.core.focus import FocusConfig
 from spotvlm_ros.core.images import shrink
@@ -95,6 +96,9 @@ class _Replay:
         self.settings = settings
         self.mean_delay_s = mean_delay_s
         self._by_seq = {r.seq: r for r in requests}
+        # As the fuser does: budgets in the edge model's own tokens.
+        tokenizer = getattr(answerer.edge_backend, 'tokenizer', None)
+        self.count_tokens = tokenizer_counter(tokenizer) if tokenizer is not None else word_count
 
     def record(self, strategy: str, frame, truth) -> AnswerRecord:
         return AnswerRecord(strategy, self.trace.name, self.mean_delay_s, frame.index,
@@ -103,7 +107,7 @@ class _Replay:
 
     def cloud_store(self, question: str, with_cloud: bool = True) -> ContextStore:
         """The fuser's store, holding every good reply, each hidden until it arrives."""
-        store = ContextStore(self.settings.context)
+        store = ContextStore(self.settings.context, self.count_tokens)
         for request in self.requests if with_cloud else ():
             if request.ok:
                 answer, _ = self.answerer.cloud(self.frames[request.frame_index], question,

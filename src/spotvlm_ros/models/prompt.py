@@ -7,7 +7,11 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from spotvlm_ros.core.compression import sanitize_label
 from spotvlm_ros.core.types import FocusPlan, HistoryTurn
+
+# A crop's caption is a label (or a few merged ones) and where it sits in the frame.
+_MAX_CAPTION_LABEL_CHARS = 160
 
 
 def check_image(image: np.ndarray, what: str = 'frame') -> np.ndarray:
@@ -22,8 +26,8 @@ def check_image(image: np.ndarray, what: str = 'frame') -> np.ndarray:
 
 
 def crop_caption(label: str) -> str:
-    """The text said right before a focus crop."""
-    return f'Close-up of {label}:'
+    """The text said right before a focus crop; the label is cleaned here, at the last step."""
+    return f'Close-up of {sanitize_label(label, _MAX_CAPTION_LABEL_CHARS)}:'
 
 
 def text_part(text: str) -> dict:

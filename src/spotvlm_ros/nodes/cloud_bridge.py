@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -59,7 +60,7 @@ class CloudBridge(Node):
         if frame is None:
             return
         with self._lock:  # the client thread records replies into the same policy
-            decision = self.policy.should_send(stamp, frame, in_flight)
+            decision = self.policy.should_send(stamp, frame, in_flight, time.monotonic())
         if not decision:
             if decision.reason != self._last_reason and 'circuit' in decision.reason:
                 self.get_logger().warning(f'not sending keyframes: {decision.reason}')
@@ -81,7 +82,8 @@ class CloudBridge(Node):
         with self._lock:
             self._in_flight -= 1
             # A request made useless by a newer answer (or by our own shutdown) is no failure.
-            self.policy.record_reply(answer.response_time, ok or superseded)
+            # The breaker's clock is monotonic: frame stamps may be a bag's or sim time.
+            self.policy.record_reply(time.monotonic(), ok or superseded)
         if superseded:
             self.counts['superseded'] += 1
             return
@@ -102,7 +104,7 @@ class CloudBridge(Node):
         p50, p95 = self.round_trip.percentile(50), self.round_trip.percentile(95)
         failures = self.counts['timeout'] + self.counts['error']
         with self._lock:
-            breaker = self.policy.breaker.describe(self.get_clock().now().nanoseconds * 1e-9)
+            breaker = self.policy.breaker.describe(time.monotonic())
         level = threshold_level(p95, self.rtt_warn_s, self.rtt_error_s)
         if failures and not self.counts['ok']:
             level = worst(level, threshold_level(failures, 1, 10))

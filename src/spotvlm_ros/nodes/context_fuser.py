@@ -17,8 +17,10 @@ from spotvlm_ros.core.focus import FocusConfig
 from spotvlm_ros.core.images import shrink
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (DiagnosticsPublisher, make_status, threshold_level)
+from spotvlm_ros.models.base import ModelLoadError
+from spotvlm_ros.models.tokens import token_counter
 from spotvlm_ros.nodes.images import frame_or_skip, subscribe_images
-from spotvlm_ros.nodes.params import declare, declare_config, require
+from spotvlm_ros.nodes.params import ParameterError, declare, declare_config, require
 from spotvlm_ros.nodes.qos import ANSWER_QOS, CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
 
@@ -40,7 +42,15 @@ class ContextFuser(Node):
         require(self.ring_size >= 1, 'frame_ring_size', f'must be >= 1, got {self.ring_size}')
         require(self.min_period_s >= 0, 'min_publish_period_s', 'must be >= 0')
 
-        self.store = ContextStore(self.context_config)
+        # Budgets count the edge model's own tokens (a number is one token per digit).
+        tokenizer = declare(self, 'tokenizer', '',
+                            "the edge model's checkpoint ('tiny' or a folder): answers are "
+                            'compressed in its tokens; empty: in words')
+        try:
+            count_tokens = token_counter(tokenizer)
+        except ModelLoadError as err:
+            raise ParameterError(f'tokenizer: {err}') from None
+        self.store = ContextStore(self.context_config, count_tokens)
         self._frames: collections.deque = collections.deque(maxlen=self.ring_size)
         self._lock = threading.Lock()
         self._last_publish: Optional[float] = None

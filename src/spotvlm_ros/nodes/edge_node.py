@@ -35,6 +35,9 @@ from spotvlm_ros.nodes.runner import run_node
 from spotvlm_ros.share import DEFAULT_EDGE_CHECKPOINT, resolve as resolve_share_path
 
 TINY_MODEL = 'tiny'  # model.path value: the project's offline tiny checkpoint, built on demand
+# A frame this much older than the newest one is a clock that went back (a looping bag), not
+# a late frame from a second publisher: it starts the timeline again instead of being dropped.
+CLOCK_JUMP_S = 2.0
 
 
 @dataclass
@@ -75,6 +78,12 @@ class EdgeNode(LifecycleNode):
         self.drop_warn = declare(self, 'diagnostics.drop_ratio_warn', 0.9,
                                  'dropped/received frames above which the node warns')
         reliable = declare(self, 'image_reliable', False, 'subscribe to images as reliable')
+        self.context_max_age_s = declare(
+            self, 'context.max_age_s', 10.0,
+            'a fused context older than this (answered frame minus the frame it was fused '
+            'for, or its source keyframe) is not used: the fuser may have died')
+        require(self.context_max_age_s > 0, 'context.max_age_s',
+                f'must be > 0, got {self.context_max_age_s}')
         require(self.strategy in NODE_STRATEGIES, 'strategy',
                 f"'{self.strategy}' is not one of {', '.join(NODE_STRATEGIES)}")
         require(self.model_kind in KINDS, 'model.kind', f"'{self.model_kind}' is not one of {KINDS}")
@@ -87,6 +96,8 @@ class EdgeNode(LifecycleNode):
         self._asks: list[Job] = []
         self._context: Optional[FusedContext] = None
         self._latest: Optional[tuple] = None  # (header, frame) for Ask
+        self._newest_stamp: Optional[float] = None  # of the newest frame accepted
+        self._stale_since: Optional[float] = None  # frame stamp when the context went stale
         self._stop = False
         self._worker: Optional[threading.Thread] = None
         self.inference = RollingStats()
@@ -153,11 +164,22 @@ class EdgeNode(LifecycleNode):
 
     # inputs ---------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
-        frame = frame_or_skip(self, msg, self.counts)
-        if frame is None:
-            return
-        self.counts['received'] += 1
+        # Runs on two executor threads at once (reentrant group): every count and the
+        # waiting frame change under the one lock, and only a newer frame replaces it.
+        bad: dict = {'bad_frames': 0}
+        frame = frame_or_skip(self, msg, bad)
+        stamp = convert.to_sec(msg.header.stamp)
         with self._cond:
+            if frame is None:
+                self.counts['bad_frames'] += bad['bad_frames']
+                return
+            self.counts['received'] += 1
+            newest = self._newest_stamp
+            if newest is not None and newest - CLOCK_JUMP_S <= stamp < newest:
+                self.counts['dropped'] += 1  # older than a frame already taken: late
+                self._dropped_since_answer += 1
+                return
+            self._newest_stamp = stamp
             self._latest = (msg.header, frame)
             if not self._active:
                 return
@@ -239,9 +261,10 @@ class EdgeNode(LifecycleNode):
     def answer(self, job: Job) -> EdgeAnswer:
         """Run the model on one job and build its EdgeAnswer."""
         stamp = convert.to_sec(job.header.stamp)
-        context = self._context if job.use_context else None
+        context = self._fresh_context(stamp) if job.use_context else None
         fused = convert.fused_from_msg(context) if context is not None else None
-        inputs = edge_inputs(self.strategy, fused, job.frame, stamp, self.focus_config)
+        inputs = edge_inputs(self.strategy, fused, job.frame, stamp, self.focus_config,
+                             self.context_max_age_s)
         result = self.backend.answer(job.frame, job.query, inputs.turns, inputs.focus,
                                      self.system_prompt or None, job.on_text)
         self.inference.add(result.timings.total_s)
@@ -259,6 +282,25 @@ class EdgeNode(LifecycleNode):
             new_tokens=result.new_tokens, frames_dropped=job.dropped_before)
         msg.latency_s = convert.to_sec(self.get_clock().now().to_msg()) - stamp
         return msg
+
+    def _fresh_context(self, stamp: float) -> Optional[FusedContext]:
+        """The held context unless it is stale for the frame at `stamp` (then None, noted)."""
+        context = self._context
+        if context is None:
+            return None
+        age = stamp - convert.to_sec(context.header.stamp)
+        stale = age > self.context_max_age_s
+        with self._cond:
+            was_stale = self._stale_since
+            if not stale:
+                self._stale_since = None
+            elif was_stale is None:
+                self._stale_since = stamp
+        if stale and was_stale is None:
+            self.get_logger().warning(
+                f'fused context is {age:.1f} s old (context.max_age_s '
+                f'{self.context_max_age_s:g}): answering without it until a new one comes')
+        return None if stale else context
 
     # misc -----------------------------------------------------------------------------
     def _resolve_model(self):
@@ -284,14 +326,20 @@ class EdgeNode(LifecycleNode):
                       threshold_level(drop_ratio, self.drop_warn, 2.0))
         context = self._context
         age = context.newest_age_s if context is not None and context.newest_age_s >= 0 else None
+        with self._cond:
+            stale_since = self._stale_since
         if not loaded:
             level, message = DiagnosticStatus.ERROR, 'model not loaded'
+        elif stale_since is not None:
+            level = worst(level, DiagnosticStatus.WARN)
+            message = (f'context stale: no fused context within {self.context_max_age_s:g} s '
+                       f'(fuser down?); answering without context')
         else:
             message = f'answering, inference p50 {p50 or 0:.3f} s'
         return make_status(self, level, message, {
             'model_loaded': loaded, 'model': self.model_path, 'strategy': self.strategy,
             'inference_p50_s': p50, 'inference_p95_s': p95, 'drop_ratio': drop_ratio,
-            'context_age_s': age, **self.counts})
+            'context_age_s': age, 'context_stale': stale_since is not None, **self.counts})
 
 
 def _auto_activate(node: EdgeNode) -> None:
