@@ -14,6 +14,7 @@ import numpy as np
 from spotvlm_ros.cloud.grounding import parse_regions
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS
 from spotvlm_ros.core import composition as C
+from spotvlm_ros.core.compression import TokenCounter, word_count
 from spotvlm_ros.core.context import ContextConfig, ContextStore
 from spotvlm_ros.core.types import CloudAnswer
 from spotvlm_ros.models.prompt import build_messages
@@ -63,9 +64,11 @@ def cloud_answer(book: DriveBook, index: int, question: str, rng) -> CloudAnswer
     return CloudAnswer(index / FPS, index, question, text, regions, image_size=SIZE)
 
 
-def context_store(book: DriveBook, index: int, question: str, rng) -> tuple:
-    """(the fuser's store for frame `index` and `question`, the newest keyframe or None)."""
-    store = ContextStore(FUSER_CONTEXT)
+def context_store(book: DriveBook, index: int, question: str, rng,
+                  count_tokens: TokenCounter = word_count) -> tuple:
+    """(the fuser's store for frame `index` and `question`, the newest keyframe or None);
+    `count_tokens` is the fuser's budget counter (the edge model's tokenizer)."""
+    store = ContextStore(FUSER_CONTEXT, count_tokens)
     now = index / FPS
     keyframes = [k for k in book.keyframes if (k, question) in book.cloud]
     key = None
@@ -89,13 +92,14 @@ def context_store(book: DriveBook, index: int, question: str, rng) -> tuple:
     return store, key
 
 
-def context_sample(book: DriveBook, rng: np.random.Generator) -> Sample:
+def context_sample(book: DriveBook, rng: np.random.Generator,
+                   count_tokens: TokenCounter = word_count) -> Sample:
     """One edge sample of a random frame and question of `book`, with run-time context."""
     index = sorted(book.frames)[int(rng.integers(len(book.frames)))]
     pooled = book.frames[index]
     asked = [q for q in pooled.truth.qa if q.question in book.questions]
     qa = asked[int(rng.integers(len(asked)))] if asked else pooled.truth.qa[0]
-    store, key = context_store(book, index, qa.question, rng)
+    store, key = context_store(book, index, qa.question, rng, count_tokens)
     names = list(STRATEGY_MIX)
     name = names[rng.choice(len(names), p=list(STRATEGY_MIX.values()))]
     image = pooled.image()

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from spotvlm_ros.core.compression import TokenCounter, word_count
 from spotvlm_ros.scenes.truth import DESCRIPTION, FAMILIES, GROUNDING
 from spotvlm_ros.training.context_samples import context_sample
 from spotvlm_ros.training.samples import (EDGE_MIXTURE, Sample, cloud_sample, edge_sample,
@@ -33,7 +34,7 @@ def pick_qa(truth, rng: np.random.Generator):
 
 
 def draw_sample(pool: dict, role: str, rng: np.random.Generator, zoom_from: float = 1.0,
-                books: Sequence = ()) -> Sample:
+                books: Sequence = (), count_tokens: TokenCounter = word_count) -> Sample:
     """One sample: a random frame of a random pooled scene, a random question.
 
     Cloud samples whose answer survives a crop are zoomed on their object by a t drawn from
@@ -43,7 +44,7 @@ def draw_sample(pool: dict, role: str, rng: np.random.Generator, zoom_from: floa
     """
     if role == 'edge' and books:
         if rng.random() < BOOK_SHARE:
-            return context_sample(books[int(rng.integers(len(books)))], rng)
+            return context_sample(books[int(rng.integers(len(books)))], rng, count_tokens)
         pooled, qa = _pooled_qa(pool, rng)
         return edge_sample(pooled.image(), qa)
     seeds = sorted(pool)

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from spotvlm_ros.core.compression import tokenizer_counter
 from spotvlm_ros.training.batches import encode_batch, weighted_loss
 from spotvlm_ros.training.data import ROLES, draw_sample
 from spotvlm_ros.training.checkpoint import ROLE_SPECS, build_role_checkpoint
@@ -65,6 +66,7 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
         previous = json.loads((Path(init_from) / MARKER_FILE).read_text())
     torch.manual_seed(seed)
     rng = np.random.default_rng([seed, 1])
+    count = tokenizer_counter(processor.tokenizer)  # the fuser's budgets, in these tokens
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     model.train()
     start = time.perf_counter()
@@ -81,7 +83,7 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
             group['lr'] = lr_at(step, steps, lr, warmup=min(100, steps // 10 + 1))
         # Zoom curriculum: close crops of small objects first, whole frames by its end.
         zoom_from = min(1.0, step / (zoom_curriculum * steps)) if zoom_curriculum else 1.0
-        batch = encode_batch(processor, [draw_sample(pool, role, rng, zoom_from, books)
+        batch = encode_batch(processor, [draw_sample(pool, role, rng, zoom_from, books, count)
                                          for _ in range(batch_size)], key_weight=key_weight)
         labels, weights = batch.pop('labels'), batch.pop('weights')
         loss = weighted_loss(model(**batch).logits, labels, weights)
