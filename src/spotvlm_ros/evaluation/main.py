@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -178,9 +179,11 @@ def drive_bags(args) -> list:
             raise ValueError(f'--seeds {args.seeds} --seconds {args.seconds} gives no drive')
         for seed in seeds:
             bag = Path(args.drives_dir) / f'seed{seed}_{args.seconds:g}s'
-            if not (bag / 'metadata.yaml').exists():
-                frames = sequence(seed, round(args.seconds * 10), fps=10.0)
-                write_scene_bag(bag, frames, 0.1)
+            if not bag.exists():  # written aside, then renamed: a run cut short leaves no half bag
+                partial = bag.with_name(bag.name + '.partial')
+                shutil.rmtree(partial, ignore_errors=True)
+                write_scene_bag(partial, sequence(seed, round(args.seconds * 10), fps=10.0), 0.1)
+                partial.replace(bag)
             bags.append(bag)
     return bags
 
