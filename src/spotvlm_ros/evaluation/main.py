@@ -192,10 +192,13 @@ def evaluate_drive(args, bag: Path, params: dict, settings, models=None) -> tupl
     """(the scored offline records of one bag, each naming it as its drive; its frames)."""
     from spotvlm_ros.evaluation.replay import load_bag
 
+    start = time.perf_counter()
     frames = load_bag(bag, max_frames=args.max_frames)
     records = run_offline(args, frames, params, settings, models)
     for record in records:
         record.drive = bag.name
+    print(f'{bag.name}: {len(records)} records in {time.perf_counter() - start:.0f} s',
+          flush=True)
     return records, len(frames)
 
 
