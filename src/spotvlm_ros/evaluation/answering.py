@@ -55,6 +55,25 @@ class Answerer:
                                      len(plan.crops) if plan else 0)
         return self._edge[key]
 
+    def prefetch_edge_inputs(self, requests: Sequence[tuple], batch_size: int = 16) -> None:
+        """The edge model's answers to these (frame, question, EdgeInputs), batched, once each.
+
+        Measured costs are single answers' own times: then edge() measures them one by one.
+        """
+        todo = {}
+        for frame, question, inputs in requests:
+            key = (frame.index, question, tuple(inputs.turns), tuple(inputs.regions))
+            if key not in self._edge:
+                todo[key] = (frame, question, inputs)
+        if len(todo) < 2 or self.edge_cost_s is None:
+            return
+        chats = [build_messages(f.image, q, i.turns, i.focus) for f, q, i in todo.values()]
+        replies = generate_batch(self.edge_backend, chats, batch_size)
+        self.calls['edge'] += len(todo)
+        for (key, (_, _, inputs)), reply in zip(todo.items(), replies):
+            self._edge[key] = Answer(reply.text, self.edge_cost_s, reply.prompt_tokens,
+                                     reply.new_tokens, inputs.crops)
+
     def prefetch_edge(self, asks: Sequence[tuple], batch_size: int = 16) -> None:
         """The edge model's answers to these (frame, question) pairs with no context, batched."""
         todo = list({(f.index, q): (f, q) for f, q in asks

@@ -59,7 +59,6 @@ def simulate(frames: Sequence, traces: Sequence, answerer, settings: OfflineSett
     scored = frames[::settings.every]
     questions = list(questions) or questions_of(frames)
     stamps = [f.stamp for f in scored]
-    out = []
     requests = [keyframe_requests(frames, trace, settings.keyframe, settings.cloud_timeout_s,
                                   settings.cloud_cost_s) for trace in traces]
     # Every cloud reply any strategy will read, computed up front in batches: each keyframe
@@ -73,15 +72,45 @@ def simulate(frames: Sequence, traces: Sequence, answerer, settings: OfflineSett
         asks += scored_asks
     answerer.prefetch_cloud(asks)
     answerer.prefetch_edge(scored_asks)  # the frame alone: every edge strategy's start
+    slots, streams = [], []
     for trace, trace_requests in zip(traces, requests):
         replay = _Replay(frames, trace, trace_requests, answerer, settings,
                          mean_delay(trace, stamps, settings.cloud_timeout_s))
         for question in questions:
             items = [(f, f.question(question)) for f in scored if f.question(question)]
             for strategy in strategies:
-                out += replay.run(strategy, question, items)
+                slots.append(replay.run(strategy, question, items))
+                if not isinstance(slots[-1], list):  # an edge worker, run with the others
+                    streams.append((len(slots) - 1, slots[-1]))
             progress()
-    return out
+    for slot, records in run_edge_workers(streams, answerer):
+        slots[slot] = records
+    return [r for records in slots for r in records]
+
+
+def run_edge_workers(workers: list, answerer) -> list:
+    """Run (slot, worker) generators side by side; [(slot, records)] when all are done.
+
+    Each worker yields the edge inputs it needs next and gets the answer back. The workers'
+    pending questions are answered together in one batch per round; a worker's own order of
+    events is untouched, so every record is what running it alone would give.
+    """
+    done, pending = [], {}
+    for slot, worker in workers:
+        _advance(worker, slot, None, pending, done)
+    while pending:
+        answerer.prefetch_edge_inputs(list(pending.values()))
+        for (slot, worker), request in list(pending.items()):
+            del pending[(slot, worker)]
+            _advance(worker, slot, answerer.edge(*request), pending, done)
+    return done
+
+
+def _advance(worker, slot: int, answer, pending: dict, done: list) -> None:
+    try:
+        pending[(slot, worker)] = worker.send(answer)
+    except StopIteration as finished:
+        done.append((slot, finished.value))
 
 
 class _Replay:
@@ -115,30 +144,35 @@ class _Replay:
                 store.add_cloud(answer, available_at=request.done_at)
         return store
 
-    def run(self, strategy: str, question: str, items: list) -> list:
+    def run(self, strategy: str, question: str, items: list):
+        """The strategy's records, or for an edge strategy the worker that will make them."""
         chosen = strategy_named(strategy)
         store = self.cloud_store(question, with_cloud=chosen.cloud_turns or chosen.focus or
                                  not chosen.on_edge)
         if chosen.on_edge:
-            return self.edge_strategy(strategy, items, store)
+            return self.edge_worker(strategy, items, store)
         make = {R.CLOUD_LATEST: self.cloud_latest, R.CLOUD_WAIT: self.cloud_wait,
                 R.OFFLOAD: self.offload}[strategy]
         return [make(self.record(strategy, frame, truth), frame, store)
                 for frame, truth in items]
 
     # edge strategies ----------------------------------------------------------------------
-    def edge_strategy(self, strategy: str, items: list, store: ContextStore) -> list:
+    def edge_worker(self, strategy: str, items: list, store: ContextStore):
         """The edge node's worker: one answer at a time, the newest waiting frame next; each
-        answer goes back to the store as the edge's own turn, as the fuser hears it."""
+        answer goes back to the store as the edge's own turn, as the fuser hears it.
+
+        A generator: it yields (frame, question, EdgeInputs) and is sent the answer; it
+        returns the records (see run_edge_workers).
+        """
         records = {frame.index: self.record(strategy, frame, truth) for frame, truth in items}
         focus = self.settings.focus
 
-        def run(item, start: float) -> float:
+        def run(item, start: float):
             frame, truth = item
             fused = fuse(store, frame.stamp, frame.size, focus, self.key_image(frame, store),
                          frame.image)
             inputs = edge_inputs(strategy, fused, frame.image, frame.stamp, focus)
-            answer = self.answerer.edge(frame, truth.question, inputs)
+            answer = yield frame, truth.question, inputs
             done = start + answer.cost_s
             _answered(records[frame.index], answer, done, frame.stamp,
                       context_age_s=inputs.context_age_s, used_context=bool(inputs.turns),
@@ -146,7 +180,7 @@ class _Replay:
             store.add_edge(frame.stamp, truth.question, answer.text, available_at=done)
             return done
 
-        latest_first(items, lambda item: item[0].stamp, run)
+        yield from latest_first_steps(items, lambda item: item[0].stamp, run)
         return list(records.values())
 
     def key_image(self, frame, store: ContextStore):
@@ -218,16 +252,31 @@ def latest_first(items: Sequence, stamp_of: Callable, run: Callable) -> list:
 
     `run(item, start)` does the work and returns when it is done; returns the dropped items.
     """
+    def steps(item, start):
+        return run(item, start)
+        yield  # a generator that never yields: latest_first_steps runs it like any step
+
+    worker = latest_first_steps(items, stamp_of, steps)
+    try:
+        next(worker)
+    except StopIteration as finished:
+        return finished.value
+    raise RuntimeError('a synchronous run yielded')
+
+
+def latest_first_steps(items: Sequence, stamp_of: Callable, run: Callable):
+    """latest_first with `run(item, start)` a generator returning when it is done (what it
+    yields is passed through); returns the dropped items."""
     free_at, waiting, dropped = -math.inf, None, []
     for item in items:
         if waiting is not None and free_at <= stamp_of(item):
-            free_at, waiting = run(waiting, free_at), None
+            free_at, waiting = (yield from run(waiting, free_at)), None
         if waiting is None and free_at <= stamp_of(item):
-            free_at = run(item, stamp_of(item))
+            free_at = yield from run(item, stamp_of(item))
         else:
             if waiting is not None:
                 dropped.append(waiting)
             waiting = item
     if waiting is not None:
-        run(waiting, max(free_at, stamp_of(waiting)))
+        yield from run(waiting, max(free_at, stamp_of(waiting)))
     return dropped
