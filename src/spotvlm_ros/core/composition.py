@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
 from spotvlm_ros.core.context import SOURCE_EDGE, ContextStore
 from spotvlm_ros.core.focus import FocusConfig, focus_regions, plan_focus_from_config
 from spotvlm_ros.core.regions import scale_regions
-from spotvlm_ros.core.types import SOURCE_CLOUD, FocusPlan, HistoryTurn, Region
+from spotvlm_ros.core.types import SOURCE_CLOUD, FocusPlan, HistoryTurn
 
 Size = tuple  # (width, height)
 

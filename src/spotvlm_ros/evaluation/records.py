@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Union
 
 # Strategy names and their table order live in core.composition; re-exported for the tables.
-from spotvlm_ros.core.composition import (  # noqa: E402,F401
+from spotvlm_ros.core.composition import (  # noqa: F401
     CLOUD_LATEST, CLOUD_WAIT, CONTEXT_TRANSFER, EDGE_ONLY, EDGE_OWN_HISTORY, FOCUS_ONLY,
     NODE_STRATEGIES, OFFLOAD, REPLACEMENT_ONLY, STRATEGIES)
 
