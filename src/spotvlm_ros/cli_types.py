@@ -17,44 +17,23 @@ def _number(kind, text: str):
     return value
 
 
-def positive_float(text: str) -> float:
-    """A finite float > 0."""
-    value = _number(float, text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'must be > 0, got {text}')
-    return value
+def _bounded(kind, ok, what: str):
+    """An argparse type: a finite `kind` for which `ok(value)` holds, else 'must be `what`'."""
+    def parse(text: str):
+        value = _number(kind, text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f'must be {what}, got {text}')
+        return value
+
+    parse.__name__ = f'{kind.__name__} {what}'  # argparse names the type in its messages
+    return parse
 
 
-def non_negative_float(text: str) -> float:
-    """A finite float >= 0."""
-    value = _number(float, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be >= 0, got {text}')
-    return value
-
-
-def positive_int(text: str) -> int:
-    """An int > 0."""
-    value = _number(int, text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'must be > 0, got {text}')
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """An int >= 0."""
-    value = _number(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be >= 0, got {text}')
-    return value
-
-
-def percent_int(text: str) -> int:
-    """An int in 1..100 (a JPEG quality)."""
-    value = _number(int, text)
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f'must be in 1..100, got {text}')
-    return value
+positive_float = _bounded(float, lambda v: v > 0, '> 0')
+non_negative_float = _bounded(float, lambda v: v >= 0, '>= 0')
+positive_int = _bounded(int, lambda v: v > 0, '> 0')
+non_negative_int = _bounded(int, lambda v: v >= 0, '>= 0')
+percent_int = _bounded(int, lambda v: 1 <= v <= 100, 'in 1..100')  # a JPEG quality
 
 
 def existing_path(text: str) -> str:
