@@ -71,3 +71,10 @@ def test_the_edges_own_age_limit_drops_old_turns_and_regions():
     inputs = C.edge_inputs(C.CONTEXT_TRANSFER, fused, frame(), 3.0, FOCUS, max_age_s=1.6)
     assert [t.answer for t in inputs.turns] == ['edge after']
     assert inputs.focus is None and inputs.context_age_s is None
+
+
+def test_only_cloud_turns_count_as_used_context():
+    fused = C.fuse(store_with_context(), 3.0, SIZE, FOCUS)
+    assert C.edge_inputs(C.CONTEXT_TRANSFER, fused, frame(), 3.0, FOCUS).used_cloud_turns
+    assert not C.edge_inputs(C.EDGE_OWN_HISTORY, fused, frame(), 3.0, FOCUS).used_cloud_turns
+    assert C.edge_inputs(C.EDGE_OWN_HISTORY, fused, frame(), 3.0, FOCUS).turns

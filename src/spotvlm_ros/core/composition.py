@@ -95,6 +95,11 @@ class EdgeInputs:
     def crops(self) -> int:
         return len(self.focus.crops) if self.focus is not None else 0
 
+    @property
+    def used_cloud_turns(self) -> bool:
+        """Whether a cloud answer is among the turns (the edge's own ones do not count)."""
+        return any(t.source == SOURCE_CLOUD for t in self.turns)
+
 
 def fuse(store: ContextStore, stamp: float, frame_size: Size, config: FocusConfig,
          key_image: Optional[np.ndarray] = None,

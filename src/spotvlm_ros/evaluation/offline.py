@@ -175,7 +175,7 @@ class _Replay:
             answer = yield frame, truth.question, inputs
             done = start + answer.cost_s
             _answered(records[frame.index], answer, done, frame.stamp,
-                      context_age_s=inputs.context_age_s, used_context=bool(inputs.turns),
+                      context_age_s=inputs.context_age_s, used_context=inputs.used_cloud_turns,
                       used_focus=answer.crops > 0)
             store.add_edge(frame.stamp, truth.question, answer.text, available_at=done)
             return done

@@ -275,7 +275,7 @@ class EdgeNode(LifecycleNode):
             strategy=self.strategy, inference_time_s=result.timings.total_s,
             has_context=context is not None and context.has_context,
             context_age_s=-1.0 if age is None else age,
-            used_context=bool(inputs.turns), used_focus=inputs.crops > 0,
+            used_context=inputs.used_cloud_turns, used_focus=inputs.crops > 0,
             focus_regions=convert.regions_to_msgs(
                 c.region for c in inputs.focus.crops) if inputs.focus else [],
             visual_tokens=result.visual_tokens, prompt_tokens=result.prompt_tokens,
