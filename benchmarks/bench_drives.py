@@ -29,7 +29,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--drives', type=int, default=8)
     parser.add_argument('--seconds', type=float, default=60.0)
-    parser.add_argument('--every', type=int, default=30)
+    parser.add_argument('--every', type=int, default=25)
     parser.add_argument('--jobs', type=int, default=2)
     args = parser.parse_args()
     first = 1_000_000  # validation split: never the test split
