@@ -49,14 +49,18 @@ def test_a_cloud_5_s_late_changes_neither_rate_nor_latency_and_ages_are_5_s(edge
         assert bridge.poll() is None
     finally:
         stop(bridge, server)
-    ages = [a.context_age_s for a in answers if a.used_context]
+    used = [a for a in answers if a.used_context]
+    ages = [a.context_age_s for a in used]
     print(f'edge alone: {base_rate:.1f} Hz, latency p50 {base_latency * 1e3:.0f} ms; with the '
           f'cloud {DELAY_S:g} s late: {rate:.1f} Hz, {latency * 1e3:.0f} ms; context ages '
           f'min {min(ages, default=-1):.2f} median {statistics.median(ages or [-1]):.2f} s')
     assert rate >= 0.7 * base_rate
     assert latency <= 1.5 * base_latency + 0.15
     assert len(ages) >= 5, 'no answer used the late cloud context'
-    assert min(ages) >= DELAY_S - 0.05, 'a context arrived sooner than the cloud could answer'
+    # A frame answered late (the edge busy) may use a reply that came in meanwhile: its
+    # context is younger than the delay by at most the time the answer took.
+    assert all(a.context_age_s >= DELAY_S - a.latency_s - 0.05 for a in used), \
+        'a context arrived sooner than the cloud could answer'
     assert statistics.median(ages) <= DELAY_S + 4.0
 
 
