@@ -159,14 +159,14 @@ def send_goal(client, goal, wait_for, feedback_callback=None, attempts: int = 3)
 
 
 @contextlib.contextmanager
-def edge_and_fuser(logs: pathlib.Path, fuser_params: dict = None):
+def edge_and_fuser(logs: pathlib.Path, fuser_params: dict = None, edge_params: dict = None):
     """A fuser and an edge node as processes, and a probe that both already hear.
 
     Yields (probe, procs); procs may be replaced (a restarted node) and all are stopped at
     the end, each required to exit cleanly.
     """
     procs = {'fuser': start_node('context_fuser', logs, **(fuser_params or {})),
-             'edge': start_node('edge_node', logs, **EDGE)}
+             'edge': start_node('edge_node', logs, **{**EDGE, **(edge_params or {})})}
     probe = Probe()
     try:
         probe.wait_for_edge()

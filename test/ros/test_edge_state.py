@@ -8,7 +8,7 @@ import rclpy
 from sensor_msgs.msg import Image
 from spotvlm_msgs.msg import CloudContext
 
-from harness import EDGE, Probe, start_node, stop
+from harness import edge_and_fuser, stop
 from spotvlm_ros.bags import moving_box_frames
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.images import rgb_to_image
@@ -21,17 +21,8 @@ MAX_AGE_S = 2.0
 @pytest.fixture(scope='module')
 def rig(tmp_path_factory):
     logs = tmp_path_factory.mktemp('edge-state-logs')
-    procs = {'fuser': start_node('context_fuser', logs),
-             'edge': start_node('edge_node', logs, **EDGE, **{'context.max_age_s': MAX_AGE_S})}
-    probe = Probe()
-    try:
-        probe.wait_for_edge()
-        probe.wait_for_subscribers(2)
-        yield probe, procs
-    finally:
-        probe.close()
-        codes = stop(*procs.values())
-        assert all(code == 0 for code in codes.values()), f'unclean exits {codes}; logs in {logs}'
+    with edge_and_fuser(logs, edge_params={'context.max_age_s': MAX_AGE_S}) as rigged:
+        yield rigged
 
 
 def _counts(probe) -> dict:
