@@ -13,6 +13,7 @@ import numpy as np
 from spotvlm_ros.cloud.prompts import (
     FORMAT_GRID_1000, FORMAT_NORMALIZED, FORMAT_PIXELS, GROUNDING_FORMATS)
 from spotvlm_ros.models.base import EdgeBackend, EdgeResult, Timings
+from spotvlm_ros.models.split import VisualTokens, answer_from_tokens
 
 
 class Responder(abc.ABC):
@@ -25,8 +26,17 @@ class Responder(abc.ABC):
                 system_prompt: Optional[str], max_tokens: int) -> EdgeResult:
         """Answer `prompt` about `images` (HxWx3 uint8 RGB, at least one)."""
 
+    def respond_visual(self, tokens: VisualTokens, prompt: str, system_prompt: Optional[str],
+                       max_tokens: int) -> EdgeResult:
+        """Answer `prompt` about a frame sent as its visual tokens (the partitioned baseline)."""
+        raise UnsupportedInput(f"the model '{self.name}' does not take visual tokens")
+
     def close(self) -> None:
         """Release the model; the default has nothing to release."""
+
+
+class UnsupportedInput(ValueError):
+    """A request this responder cannot answer by its nature, not by a fault."""
 
 
 class BackendResponder(Responder):
@@ -39,6 +49,16 @@ class BackendResponder(Responder):
     def respond(self, images, prompt, system_prompt, max_tokens):
         """Answer about the first image; the token limit is the backend's own."""
         return self._backend.answer(images[0], prompt, system_prompt=system_prompt)
+
+    def respond_visual(self, tokens, prompt, system_prompt, max_tokens):
+        """Run the decoder on the tokens, when the backend is a transformers checkpoint."""
+        from spotvlm_ros.models.transformers_backend import TransformersBackend
+        if not isinstance(self._backend, TransformersBackend):
+            return super().respond_visual(tokens, prompt, system_prompt, max_tokens)
+        try:
+            return answer_from_tokens(self._backend, tokens, prompt, system_prompt)
+        except ValueError as err:
+            raise UnsupportedInput(str(err)) from None
 
     def close(self) -> None:
         self._backend.close()

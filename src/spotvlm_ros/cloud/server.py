@@ -26,7 +26,8 @@ from aiohttp import web
 from PIL import Image
 
 from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT, LOOPBACK_HOSTS
-from spotvlm_ros.cloud.responders import Responder, transformers_responder
+from spotvlm_ros.cloud.embeds import PART_TYPE, tokens_of_part
+from spotvlm_ros.cloud.responders import Responder, UnsupportedInput, transformers_responder
 from spotvlm_ros.cloud.structured import structured_from_prose
 from spotvlm_ros.models.base import EdgeResult, ModelLoadError
 from spotvlm_ros.share import DEFAULT_CLOUD_CHECKPOINT
@@ -80,6 +81,14 @@ class _Chat:
     max_tokens: int
     stream: bool
     json_reply: bool = False  # response_format json_object / json_schema: answer in that form
+    visual: list = field(default_factory=list)  # VisualTokens of image_embeds parts
+
+    @property
+    def image_size(self) -> tuple:
+        """(width, height) of the frame asked about, sent as pixels or as visual tokens."""
+        if self.images:
+            return self.images[0].shape[1], self.images[0].shape[0]
+        return tuple(self.visual[0].image_size)
 
 
 class _BadRequest(Exception):
@@ -168,17 +177,22 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         async with state.lock:
             model_started = time.perf_counter()
+            respond, about = (state.responder.respond, chat.images) if chat.images else \
+                (state.responder.respond_visual, chat.visual[0])
             result = await asyncio.get_running_loop().run_in_executor(
-                state.executor, state.responder.respond, chat.images, chat.prompt,
-                chat.system_prompt, chat.max_tokens)
+                state.executor, respond, about, chat.prompt, chat.system_prompt, chat.max_tokens)
+    except UnsupportedInput as e:
+        log.info('%s: refused (400): %s', request_id, e)
+        return _error(400, str(e), code='unsupported_input')
     except Exception:
         log.exception('%s: the model failed', request_id)
         return _error(500, 'the model failed to answer', error_type='server_error')
     done = time.perf_counter()
 
-    height, width = chat.images[0].shape[:2]
-    log.info('%s: %dx%d image, delay %.3f s, queue %.3f s, model %.3f s', request_id,
-             width, height, delay, model_started - queued, done - model_started)
+    width, height = chat.image_size
+    sent_as = 'image' if chat.images else 'visual tokens'
+    log.info('%s: %dx%d %s, delay %.3f s, queue %.3f s, model %.3f s', request_id, width,
+             height, sent_as, delay, model_started - queued, done - model_started)
     headers = {'Server-Timing': ', '.join(
         f'{name};dur={seconds * 1000:.2f}' for name, seconds in (
             ('delay', delay), ('queue', model_started - queued),
@@ -227,9 +241,12 @@ def _parse_chat(body, served_model: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIX
     users = [m for m in messages if isinstance(m, dict) and m.get('role') == 'user']
     if not users:
         raise _BadRequest('no user message')
-    prompt, images = _user_parts(users[-1].get('content'), max_pixels)
-    if not images:
-        raise _BadRequest('the last user message needs an image_url part (a data: URL)')
+    prompt, images, visual = _user_parts(users[-1].get('content'), max_pixels)
+    if len(images) + len(visual) == 0:
+        raise _BadRequest('the last user message needs an image_url part (a data: URL) '
+                          'or an image_embeds part')
+    if images and visual:
+        raise _BadRequest('send a frame as an image_url or as image_embeds, not both')
     max_tokens = body.get('max_completion_tokens', body.get('max_tokens', DEFAULT_MAX_TOKENS))
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise _BadRequest("'max_tokens' must be a positive integer")
@@ -237,7 +254,7 @@ def _parse_chat(body, served_model: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIX
     if not isinstance(stream, bool):
         raise _BadRequest("'stream' must be true or false")
     return _Chat(prompt, '\n'.join(system) or None, images, max_tokens, stream,
-                 _wants_json(body.get('response_format')))
+                 _wants_json(body.get('response_format')), visual)
 
 
 def _wants_json(fmt) -> bool:
@@ -262,13 +279,13 @@ def _text_of(content) -> str:
     return ''
 
 
-def _user_parts(content, max_pixels: int) -> tuple[str, list]:
-    """The text and the decoded images of one user message's content."""
+def _user_parts(content, max_pixels: int) -> tuple[str, list, list]:
+    """The text, the decoded images and the visual tokens of one user message's content."""
     if isinstance(content, str):
-        return content, []
+        return content, [], []
     if not isinstance(content, list):
         raise _BadRequest('message content must be a string or a list of parts')
-    texts, images = [], []
+    texts, images, visual = [], [], []
     for part in content:
         if not isinstance(part, dict):
             raise _BadRequest('each content part must be an object')
@@ -278,9 +295,14 @@ def _user_parts(content, max_pixels: int) -> tuple[str, list]:
             url = part.get('image_url')
             url = url.get('url') if isinstance(url, dict) else url
             images.append(_decode_data_url(url, len(images) + 1, max_pixels))
+        elif part.get('type') == PART_TYPE:
+            try:
+                visual.append(tokens_of_part(part))
+            except ValueError as e:
+                raise _BadRequest(str(e)) from None
         else:
             raise _BadRequest(f'unsupported content part type {str(part.get("type"))[:40]!r}')
-    return '\n'.join(texts), images
+    return '\n'.join(texts), images, visual
 
 
 def _decode_data_url(url, number: int, max_pixels: int) -> np.ndarray:
