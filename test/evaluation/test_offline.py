@@ -137,6 +137,23 @@ def test_strategies_differ_as_their_names_say(frames, answerer):
     assert all(not r.answered for r in by(slow_records, R.CLOUD_LATEST) if r.frame_stamp < 3.0)
 
 
+def test_partitioned_pays_encoding_upload_and_delay_and_answers_as_the_cloud(frames, answerer):
+    settings = OfflineSettings(every=10, encoder_cost_s=0.2, uplink_mbps=8.0)
+    records = simulate(frames, [constant(1.0)], answerer, settings,
+                       [R.CLOUD_WAIT, R.PARTITIONED], [LIGHT, WHERE_VEHICLE])
+    split, whole = by(records, R.PARTITIONED), by(records, R.CLOUD_WAIT)
+    # 192 visual tokens x 128 wide x 2 bytes = 49152 bytes: 49 ms at 8 Mbit/s.
+    assert {round(r.latency_s, 6) for r in split} == {round(0.2 + 0.049152 + 1.0, 6)}
+    # fp16 tokens: the cloud's own answers (scored the same), only later.
+    assert [r.answer for r in split] == [r.answer for r in whole]
+    thin = simulate(frames, [constant(1.0)], answerer,
+                    dataclasses.replace(settings, embeds_dtype='int8'), [R.PARTITIONED], [LIGHT])
+    assert {round(r.latency_s, 6) for r in thin} == {round(0.2 + (24576 + 768) * 8 / 8e6 + 1.0,
+                                                           6)}
+    with pytest.raises(ValueError, match='embeds_dtype'):
+        OfflineSettings(embeds_dtype='bf16')
+
+
 def test_measured_time_replaces_the_fixed_cost(frames, answerer):
     measured = Answerer(answerer.edge_backend, answerer.cloud_backend,
                         edge_cost_s=None)

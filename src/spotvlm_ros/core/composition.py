@@ -43,6 +43,7 @@ EDGE_OWN_HISTORY = 'edge_own_history'  # the edge model with its own earlier ans
 CLOUD_LATEST = 'cloud_latest'  # the newest cloud answer already back, however old
 CLOUD_WAIT = 'cloud_wait'  # every frame to the cloud; its answer when it comes back
 OFFLOAD = 'offload'  # to the cloud when the predicted delay meets the deadline, else the edge
+PARTITIONED = 'partitioned'  # the cloud's vision encoder on the edge, its visual tokens sent
 CONTEXT_TRANSFER = 'context_transfer'  # own turns replaced by cloud turns, plus focus crops
 REPLACEMENT_ONLY = 'replacement_only'  # ablation: the replaced history only
 FOCUS_ONLY = 'focus_only'  # ablation: focus crops only
@@ -52,6 +53,7 @@ STRATEGY_TABLE = {s.name: s for s in (
     Strategy(CLOUD_LATEST, on_edge=False, on_node=False),
     Strategy(CLOUD_WAIT, on_edge=False, on_node=False),
     Strategy(OFFLOAD, on_edge=False, on_node=False),
+    Strategy(PARTITIONED, on_edge=False, on_node=False),
     Strategy(CONTEXT_TRANSFER, cloud_turns=True, own_turns=True, focus=True),
     Strategy(REPLACEMENT_ONLY, cloud_turns=True, own_turns=True),
     Strategy(FOCUS_ONLY, focus=True),

@@ -6,12 +6,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from spotvlm_ros.cloud.embeds import embeds_part, payload_bytes, tokens_of_part
 from spotvlm_ros.cloud.grounding import parse_regions
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, system_prompt
 from spotvlm_ros.core.composition import EdgeInputs
 from spotvlm_ros.core.types import CloudAnswer
 from spotvlm_ros.models.batched import BatchAnswer, generate_batch
 from spotvlm_ros.models.prompt import build_messages
+from spotvlm_ros.models.split import answer_from_tokens, encode_frame
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Answerer:
         self.cloud_cost_s = cloud_cost_s
         self._edge: dict = {}
         self._cloud: dict = {}
+        self._split: dict = {}
         self.calls = {'edge': 0, 'cloud': 0}
 
     def edge(self, frame, question: str, inputs: Optional[EdgeInputs] = None) -> Answer:
@@ -94,6 +97,18 @@ class Answerer:
             self.prefetch_cloud([(frame, question)])
         parsed, raw = self._cloud[key]
         return dataclasses.replace(parsed, keyframe_seq=seq), raw
+
+    def partitioned(self, frame, question: str, dtype: str = 'float16') -> tuple:
+        """(the cloud decoder's Answer on this frame's visual tokens as sent, payload bytes)."""
+        key = (frame.index, question, dtype)
+        if key not in self._split:
+            part = embeds_part(encode_frame(self.cloud_backend, frame.image), dtype)
+            result = answer_from_tokens(self.cloud_backend, tokens_of_part(part), question,
+                                        system_prompt(FORMAT_PIXELS, frame.size))
+            self.calls['cloud'] += 1
+            self._split[key] = (Answer(result.text, self.cloud_cost_s, result.prompt_tokens,
+                                       result.new_tokens), payload_bytes(part))
+        return self._split[key]
 
     def prefetch_cloud(self, asks: Sequence[tuple], batch_size: int = 16) -> None:
         """Compute the cloud's replies to these (frame, question) pairs, batched, once each."""

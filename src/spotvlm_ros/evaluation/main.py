@@ -72,6 +72,12 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument('--edge-cost', type=float, default=0.1, help='fixed edge cost, seconds')
     parser.add_argument('--cloud-cost', type=float, default=0.0,
                         help="the cloud model's own time added to each delay, seconds")
+    parser.add_argument('--encoder-cost', type=float, default=0.1,
+                        help="partitioned: the cloud vision encoder's time on the edge, seconds")
+    parser.add_argument('--uplink-mbps', type=float, default=10.0,
+                        help='partitioned: uplink rate for the visual tokens, Mbit/s')
+    parser.add_argument('--embeds-dtype', choices=('float16', 'int8'), default='float16',
+                        help='partitioned: how the visual tokens travel')
     parser.add_argument('--params-file', default=str(DEFAULT_PARAMS))
     parser.add_argument('-p', '--param', action='append', default=[], metavar='NODE:NAME=VALUE')
     parser.add_argument('--live', action='store_true',
@@ -98,6 +104,8 @@ def settings_from(args, params: dict):
         edge_cost_s=args.edge_cost if args.edge_time == 'fixed' else None,
         cloud_cost_s=args.cloud_cost,
         cloud_timeout_s=float(bridge.get('cloud.timeout_s', 12.0)),
+        encoder_cost_s=args.encoder_cost, uplink_mbps=args.uplink_mbps,
+        embeds_dtype=args.embeds_dtype,
         frame_ring_size=int(fuser.get('frame_ring_size', 30)),
         context=config_from(fuser, 'context', ContextConfig),
         focus=config_from(edge, 'focus', FocusConfig),

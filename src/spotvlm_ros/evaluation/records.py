@@ -11,7 +11,7 @@ from typing import Iterable, Optional, Union
 # Strategy names and their table order live in core.composition; re-exported for the tables.
 from spotvlm_ros.core.composition import (  # noqa: F401
     CLOUD_LATEST, CLOUD_WAIT, CONTEXT_TRANSFER, EDGE_ONLY, EDGE_OWN_HISTORY, FOCUS_ONLY,
-    NODE_STRATEGIES, OFFLOAD, REPLACEMENT_ONLY, STRATEGIES)
+    NODE_STRATEGIES, OFFLOAD, PARTITIONED, REPLACEMENT_ONLY, STRATEGIES)
 
 
 @dataclass
