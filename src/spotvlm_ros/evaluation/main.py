@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from spotvlm_ros.evaluation import records as R
+from spotvlm_ros.evaluation.reference import (
+    NOTICE, REFERENCE_CLOUD, REFERENCE_TRUTH, REFERENCES)
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PARAMS = ROOT / 'config' / 'spotvlm.yaml'
@@ -80,6 +82,9 @@ def _arguments(argv) -> argparse.Namespace:
                         help='partitioned: how the visual tokens travel')
     parser.add_argument('--params-file', default=str(DEFAULT_PARAMS))
     parser.add_argument('-p', '--param', action='append', default=[], metavar='NODE:NAME=VALUE')
+    parser.add_argument('--reference', choices=REFERENCES, default=REFERENCE_TRUTH,
+                        help="what answers are scored against: the bag's ground truth, or "
+                             "(a drive without it) the cloud model's answer at zero delay")
     parser.add_argument('--live', action='store_true',
                         help='also run the real nodes on the bag and compare (slow)')
     parser.add_argument('--live-question', default='What colour is the traffic light?')
@@ -123,21 +128,25 @@ def load_models(args, params: dict):
 
 
 def run_offline(args, frames, params: dict, settings, models=None) -> list:
-    """Every strategy on every trace and question, scored."""
+    """Every strategy on every trace and question, scored (against the cloud: see reference)."""
     from tqdm import tqdm
 
     from spotvlm_ros.evaluation.answering import Answerer
     from spotvlm_ros.evaluation.metrics import score_record
     from spotvlm_ros.evaluation.offline import simulate
+    from spotvlm_ros.evaluation.reference import FAMILY_OF, with_cloud_reference
     from spotvlm_ros.evaluation.replay import questions_of
 
     duration = frames[-1].stamp + 1.0
     traces = [trace_from_spec(s, args.seed, max(60.0, duration), args.trace_columns)
               for s in (args.trace or DEFAULT_TRACES)]
-    questions = args.question or questions_of(frames)
     strategies = [s.strip() for s in args.strategies.split(',') if s.strip()]
     edge, cloud = models or load_models(args, params)
     answerer = Answerer(edge, cloud, settings.edge_cost_s, settings.cloud_cost_s)
+    if args.reference == REFERENCE_CLOUD:
+        questions = args.question or list(FAMILY_OF)
+        frames = with_cloud_reference(frames, questions, answerer, settings.every)
+    questions = args.question or questions_of(frames)
     bar = tqdm(total=len(traces) * len(questions), desc='offline', unit='question',
                disable=args.no_progress, file=sys.stderr)
     records = simulate(frames, traces, answerer, settings, strategies, questions, bar.update)
@@ -196,12 +205,18 @@ def drive_bags(args) -> list:
     return bags
 
 
+def bag_reading(args) -> dict:
+    """How to read a bag: with ground truth on the default topic, or any one image topic."""
+    return {'image_topic': '', 'need_truth': False} if args.reference == REFERENCE_CLOUD \
+        else {}
+
+
 def evaluate_drive(args, bag: Path, params: dict, settings, models=None) -> tuple:
     """(the scored offline records of one bag, each naming it as its drive; its frames)."""
     from spotvlm_ros.evaluation.replay import load_bag
 
     start = time.perf_counter()
-    frames = load_bag(bag, max_frames=args.max_frames)
+    frames = load_bag(bag, max_frames=args.max_frames, **bag_reading(args))
     records = run_offline(args, frames, params, settings, models)
     for record in records:
         record.drive = bag.name
@@ -235,7 +250,8 @@ def evaluate_drives(args, bags: list, params: dict, settings) -> tuple:
     return [r for records, _ in results for r in records], sum(n for _, n in results)
 
 
-def write_drive_tables(out: Path, records: list, bags: list, deadline_s: float) -> None:
+def write_drive_tables(out: Path, records: list, bags: list, deadline_s: float,
+                       truth: bool = True) -> None:
     """Per-drive rows, means over drives with 95 % intervals and paired gaps, change rates."""
     from spotvlm_ros.evaluation.drives import (change_rates, per_drive_rows, pooled_markdown,
                                                pooled_rows)
@@ -245,7 +261,7 @@ def write_drive_tables(out: Path, records: list, bags: list, deadline_s: float) 
     drive_rows = per_drive_rows(records, deadline_s)
     pooled = pooled_rows(drive_rows)
     (out / 'drives.csv').write_text(metrics_csv(drive_rows, ('drive',)), encoding='utf-8')
-    rates = change_rates({b.name: load_bag(b) for b in bags})
+    rates = change_rates({b.name: load_bag(b) for b in bags}) if truth else {}
     lines = ['# Over drives', '', f'{len(bags)} drives: ' + ', '.join(b.name for b in bags), '',
              'Means over drives of each drive\'s figure, ± the 95 % t-interval half-width; '
              'gaps are paired, drive by drive (won: drives where the strategy is ahead).', '',
@@ -276,6 +292,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         bags = drive_bags(args)
         if args.live and len(bags) > 1:
             raise ValueError('--live replays one bag: give one --bag and no --seeds')
+        if args.live and args.reference == REFERENCE_CLOUD:
+            raise ValueError('--live compares with the offline replay on ground truth: '
+                             'drop --reference cloud')
         missing = [str(b) for b in bags if not b.exists()]
         if missing:
             raise ValueError(f'no such bag: {", ".join(missing)}')
@@ -302,7 +321,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    summarise(live, settings.deadline_s), LIVE_TOLERANCE)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    described = {'bag': ', '.join(b.name for b in bags),
+    described = {'scored_against': NOTICE if args.reference == REFERENCE_CLOUD
+                 else 'ground truth',
+                 'bag': ', '.join(b.name for b in bags),
                  'frames': frame_count,
                  'every': args.every,
                  'deadline_s': settings.deadline_s, 'edge_time': args.edge_time,
@@ -313,7 +334,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  'live_answered_rate': live_answered}
     written = write_results(out, records, rows, described, agreement_rows)
     if len(bags) > 1:
-        write_drive_tables(out, records, bags, settings.deadline_s)
+        write_drive_tables(out, records, bags, settings.deadline_s,
+                           args.reference == REFERENCE_TRUTH)
     print(f'{len(records)} records, {len(written)} files in {out} '
           f'({time.perf_counter() - start:.0f} s)', flush=True)
     return 0

@@ -44,17 +44,31 @@ def _stamp_key(seconds: float) -> int:
 
 
 def load_bag(path, image_topic: str = IMAGE_TOPIC, truth_topic: str = TRUTH_TOPIC,
-             max_frames: Optional[int] = None) -> list:
-    """Every decodable frame of the bag with the questions of its ground truth (by stamp)."""
+             max_frames: Optional[int] = None, need_truth: bool = True) -> list:
+    """Every decodable frame of the bag with the questions of its ground truth (by stamp).
+
+    `image_topic` '' finds the bag's one image topic; `need_truth` False reads a bag without
+    ground truth (its frames then ask nothing).
+    """
     from spotvlm_ros.bags import read_ground_truth
-    from spotvlm_ros.nodes.frame_sources import bag_frames
 
     truths = {}
     for msg in read_ground_truth(Path(path), truth_topic):
         key = _stamp_key(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
         truths[key] = tuple(Question(q.question, q.family, q.answer) for q in msg.qa)
-    if not truths:
+    if not truths and need_truth:
         raise ValueError(f'bag {path} has no ground truth on {truth_topic}: nothing to score')
+    from spotvlm_ros.nodes.frame_sources import SourceError
+
+    try:
+        return _frames(path, image_topic, truths, max_frames)
+    except SourceError as err:
+        raise ValueError(str(err)) from None
+
+
+def _frames(path, image_topic: str, truths: dict, max_frames: Optional[int]) -> list:
+    from spotvlm_ros.nodes.frame_sources import bag_frames
+
     frames, first = [], None
     for frame in bag_frames(str(path), image_topic, passthrough=False):
         if frame.rgb is None:

@@ -217,8 +217,12 @@ def _sections(rows: list, settings: dict, agreement_rows: Optional[list]) -> lis
     body = [[strategy] + [_fmt(by_key[(trace, strategy)]['acc_mean'])
                           if (trace, strategy) in by_key else MISSING for trace, _ in traces]
             for strategy in ordered_strategies(r['strategy'] for r in rows)]
-    sections += [('heading', 'Accuracy (acc_mean) per strategy and trace'),
-                 ('paragraph', 'Columns: trace (mean cloud delay).'), ('table', (header, body))]
+    against = settings.get('scored_against', 'ground truth')
+    measure = 'Accuracy' if against == 'ground truth' else 'Agreement with the cloud'
+    sections += [('heading', f'{measure} (acc_mean) per strategy and trace')]
+    if against != 'ground truth':
+        sections.append(('paragraph', against))
+    sections += [('paragraph', 'Columns: trace (mean cloud delay).'), ('table', (header, body))]
     detail = [[_fmt(row.get(column)) for column in SUMMARY_COLUMNS] for row in rows]
     sections += [('heading', 'All metrics'), ('table', (list(SUMMARY_COLUMNS), detail))]
     if agreement_rows is not None:
