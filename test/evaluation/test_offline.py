@@ -154,6 +154,37 @@ def test_partitioned_pays_encoding_upload_and_delay_and_answers_as_the_cloud(fra
         OfflineSettings(embeds_dtype='bf16')
 
 
+def _table_preferring(source: str, question: str):
+    from spotvlm_ros.core.calibration import AGE_EDGES_S, MIN_SAMPLES, SOURCES, Sample, fit
+
+    ages = [None, 0.5] + [edge + 0.5 for edge in AGE_EDGES_S]
+    return fit(Sample(s, question, 'vqa', age, 1.0 if s == source else 0.5)
+               for s in SOURCES for age in ages for _ in range(MIN_SAMPLES))
+
+
+def test_auto_answers_from_the_source_its_table_expects_to_score_best(frames, answerer):
+    slow = constant(3.0)
+    fixed = simulate(frames, [slow], answerer, OfflineSettings(every=5),
+                     [R.EDGE_ONLY, R.CLOUD_LATEST], [LIGHT])
+    for source in (R.CLOUD_LATEST, R.EDGE_ONLY):
+        settings = OfflineSettings(every=5, calibration=_table_preferring(source, LIGHT))
+        auto = simulate(frames, [slow], answerer, settings, [R.AUTO], [LIGHT])
+        latest = {r.frame_index: r for r in by(fixed, R.CLOUD_LATEST)}
+        edge = {r.frame_index: r for r in by(fixed, R.EDGE_ONLY)}
+        for r in auto:
+            # Before the first reply is back there is no newest cloud answer to take.
+            expected = source if latest[r.frame_index].answered else R.EDGE_ONLY
+            assert r.answer_source == expected
+            assert r.answer == (latest if expected == R.CLOUD_LATEST else edge)[r.frame_index].answer
+    # A 0.5 s link meets the 1 s deadline: a table that trusts the fresh cloud waits for it.
+    settings = OfflineSettings(every=5, calibration=_table_preferring(R.CLOUD_WAIT, LIGHT))
+    auto = simulate(frames, [constant(0.5)], answerer, settings, [R.AUTO], [LIGHT])
+    waited = [r for r in auto if r.answer_source == R.CLOUD_WAIT]
+    assert waited and {round(r.latency_s, 6) for r in waited} == {0.5}
+    with pytest.raises(ValueError, match='auto needs a calibration table'):
+        simulate(frames, [slow], answerer, OfflineSettings(), [R.AUTO], [LIGHT])
+
+
 def test_measured_time_replaces_the_fixed_cost(frames, answerer):
     measured = Answerer(answerer.edge_backend, answerer.cloud_backend,
                         edge_cost_s=None)

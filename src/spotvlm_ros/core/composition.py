@@ -47,6 +47,7 @@ PARTITIONED = 'partitioned'  # the cloud's vision encoder on the edge, its visua
 CONTEXT_TRANSFER = 'context_transfer'  # own turns replaced by cloud turns, plus focus crops
 REPLACEMENT_ONLY = 'replacement_only'  # ablation: the replaced history only
 FOCUS_ONLY = 'focus_only'  # ablation: focus crops only
+AUTO = 'auto'  # per frame, the source a calibration table expects to score best
 STRATEGY_TABLE = {s.name: s for s in (
     Strategy(EDGE_ONLY),
     Strategy(EDGE_OWN_HISTORY, own_turns=True, on_node=False),
@@ -57,6 +58,7 @@ STRATEGY_TABLE = {s.name: s for s in (
     Strategy(CONTEXT_TRANSFER, cloud_turns=True, own_turns=True, focus=True),
     Strategy(REPLACEMENT_ONLY, cloud_turns=True, own_turns=True),
     Strategy(FOCUS_ONLY, focus=True),
+    Strategy(AUTO, cloud_turns=True, own_turns=True, focus=True, on_node=False),
 )}
 STRATEGIES = tuple(STRATEGY_TABLE)
 NODE_STRATEGIES = tuple(s.name for s in STRATEGY_TABLE.values() if s.on_node)

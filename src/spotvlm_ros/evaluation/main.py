@@ -17,6 +17,7 @@ from spotvlm_ros.evaluation.reference import (
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PARAMS = ROOT / 'config' / 'spotvlm.yaml'
 DEFAULT_BAG = ROOT / 'bags' / 'sample_scene'
+DEFAULT_CALIBRATION = ROOT / 'models' / 'calibration.json'
 # Mean delays of the README table, and a heavy-tailed trace with outages.
 DEFAULT_TRACES = ('constant:delay_s=0', 'constant:delay_s=1', 'constant:delay_s=3',
                   'constant:delay_s=6', 'constant:delay_s=9',
@@ -80,6 +81,8 @@ def _arguments(argv) -> argparse.Namespace:
                         help='partitioned: uplink rate for the visual tokens, Mbit/s')
     parser.add_argument('--embeds-dtype', choices=('float16', 'int8'), default='float16',
                         help='partitioned: how the visual tokens travel')
+    parser.add_argument('--calibration', default=str(DEFAULT_CALIBRATION),
+                        help="auto's table of expected accuracy (spotvlm calibrate)")
     parser.add_argument('--params-file', default=str(DEFAULT_PARAMS))
     parser.add_argument('-p', '--param', action='append', default=[], metavar='NODE:NAME=VALUE')
     parser.add_argument('--reference', choices=REFERENCES, default=REFERENCE_TRUTH,
@@ -94,8 +97,21 @@ def _arguments(argv) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def strategies_of(args) -> list:
+    """The --strategies list."""
+    return [s.strip() for s in args.strategies.split(',') if s.strip()]
+
+
+def node_params_of(args) -> dict:
+    """The nodes' parameters: the params file, the evaluator's overrides, then -p ones."""
+    from spotvlm_ros.evaluation.params import node_params
+
+    return node_params(args.params_file, list(DEFAULT_OVERRIDES) + list(args.param))
+
+
 def settings_from(args, params: dict):
     """OfflineSettings from the flags and the nodes' parameters."""
+    from spotvlm_ros.core.calibration import CalibrationTable
     from spotvlm_ros.core.context import ContextConfig
     from spotvlm_ros.core.focus import FocusConfig
     from spotvlm_ros.core.keyframes import KeyframeConfig
@@ -111,6 +127,8 @@ def settings_from(args, params: dict):
         cloud_timeout_s=float(bridge.get('cloud.timeout_s', 12.0)),
         encoder_cost_s=args.encoder_cost, uplink_mbps=args.uplink_mbps,
         embeds_dtype=args.embeds_dtype,
+        calibration=CalibrationTable.load(args.calibration) if R.AUTO in strategies_of(args)
+        else None,
         frame_ring_size=int(fuser.get('frame_ring_size', 30)),
         context=config_from(fuser, 'context', ContextConfig),
         focus=config_from(edge, 'focus', FocusConfig),
@@ -140,7 +158,7 @@ def run_offline(args, frames, params: dict, settings, models=None) -> list:
     duration = frames[-1].stamp + 1.0
     traces = [trace_from_spec(s, args.seed, max(60.0, duration), args.trace_columns)
               for s in (args.trace or DEFAULT_TRACES)]
-    strategies = [s.strip() for s in args.strategies.split(',') if s.strip()]
+    strategies = strategies_of(args)
     edge, cloud = models or load_models(args, params)
     answerer = Answerer(edge, cloud, settings.edge_cost_s, settings.cloud_cost_s)
     if args.reference == REFERENCE_CLOUD:
@@ -277,7 +295,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
     from spotvlm_ros.evaluation.metrics import agreement, summarise
-    from spotvlm_ros.evaluation.params import node_params
     from spotvlm_ros.evaluation.records import write_jsonl
     from spotvlm_ros.evaluation.replay import load_bag
     from spotvlm_ros.evaluation.report import write_results
@@ -285,7 +302,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     try:
-        params = node_params(args.params_file, list(DEFAULT_OVERRIDES) + list(args.param))
+        params = node_params_of(args)
         settings = settings_from(args, params)
         for spec in args.trace or ():  # an unreadable trace is refused before the long replay
             trace_from_spec(spec, args.seed, 60.0, args.trace_columns)

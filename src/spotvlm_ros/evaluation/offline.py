@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from spotvlm_ros.cloud.embeds import EMBED_DTYPES
+from spotvlm_ros.core.calibration import CalibrationTable
 from spotvlm_ros.core.checks import non_negative, positive, positive_int, require
 from spotvlm_ros.core.composition import edge_inputs, fuse, strategy as strategy_named
 from spotvlm_ros.core.compression import tokenizer_counter, word_count
@@ -39,6 +40,7 @@ class OfflineSettings:
     encoder_cost_s: float = 0.1
     uplink_mbps: float = 10.0
     embeds_dtype: str = 'float16'
+    calibration: Optional[CalibrationTable] = None  # auto's table (spotvlm calibrate)
     frame_ring_size: int = 30  # the fuser's ring: older keyframes are not at hand for flow
     context: ContextConfig = ContextConfig()
     focus: FocusConfig = FocusConfig()
@@ -59,13 +61,17 @@ class OfflineSettings:
 
 
 def simulate(frames: Sequence, traces: Sequence, answerer, settings: OfflineSettings,
-             strategies: Sequence[str] = R.STRATEGIES, questions: Sequence[str] = (),
+             strategies: Sequence[str] = (), questions: Sequence[str] = (),
              progress: Callable[[], None] = lambda: None) -> list:
-    """Records of every strategy, trace and question (default: every question the frames
-    ask) on every `every`-th frame, in order."""
+    """Records of every strategy (default: all, auto when the settings hold its table), trace
+    and question (default: every question the frames ask) on every `every`-th frame."""
+    strategies = list(strategies) or [s for s in R.STRATEGIES
+                                      if s != R.AUTO or settings.calibration is not None]
     unknown = [s for s in strategies if s not in R.STRATEGIES]
     require(not unknown, 'strategies', f'unknown {unknown}; known: {", ".join(R.STRATEGIES)}')
     require(bool(frames), 'frames', 'the bag has no frames')
+    require(R.AUTO not in strategies or settings.calibration is not None, 'strategies',
+            'auto needs a calibration table (spotvlm calibrate; eval --calibration)')
     scored = frames[::settings.every]
     questions = list(questions) or questions_of(frames)
     stamps = [f.stamp for f in scored]
@@ -159,6 +165,8 @@ class _Replay:
         chosen = strategy_named(strategy)
         store = self.cloud_store(question, with_cloud=chosen.cloud_turns or chosen.focus or
                                  not chosen.on_edge)
+        if strategy == R.AUTO:
+            return self.auto_worker(items, store)
         if chosen.on_edge:
             return self.edge_worker(strategy, items, store)
         make = {R.CLOUD_LATEST: self.cloud_latest, R.CLOUD_WAIT: self.cloud_wait,
@@ -175,20 +183,66 @@ class _Replay:
         returns the records (see run_edge_workers).
         """
         records = {frame.index: self.record(strategy, frame, truth) for frame, truth in items}
-        focus = self.settings.focus
 
         def run(item, start: float):
             frame, truth = item
-            fused = fuse(store, frame.stamp, frame.size, focus, self.key_image(frame, store),
-                         frame.image)
-            inputs = edge_inputs(strategy, fused, frame.image, frame.stamp, focus)
-            answer = yield frame, truth.question, inputs
-            done = start + answer.cost_s
-            _answered(records[frame.index], answer, done, frame.stamp,
-                      context_age_s=inputs.context_age_s, used_context=inputs.used_cloud_turns,
-                      used_focus=answer.crops > 0)
-            store.add_edge(frame.stamp, truth.question, answer.text, available_at=done)
-            return done
+            return (yield from self.edge_step(strategy, frame, records[frame.index], store,
+                                              start))
+
+        yield from latest_first_steps(items, lambda item: item[0].stamp, run)
+        return list(records.values())
+
+    def edge_step(self, strategy: str, frame, record: AnswerRecord, store: ContextStore,
+                  start: float):
+        """One edge answer under `strategy`, begun at `start`; returns when it is done."""
+        focus = self.settings.focus
+        fused = fuse(store, frame.stamp, frame.size, focus, self.key_image(frame, store),
+                     frame.image)
+        inputs = edge_inputs(strategy, fused, frame.image, frame.stamp, focus)
+        answer = yield frame, record.question, inputs
+        done = start + answer.cost_s
+        _answered(record, answer, done, frame.stamp, context_age_s=inputs.context_age_s,
+                  used_context=inputs.used_cloud_turns, used_focus=answer.crops > 0)
+        store.add_edge(frame.stamp, record.question, answer.text, available_at=done)
+        return done
+
+    def auto_worker(self, items: list, store: ContextStore):
+        """auto: for each frame, the source the calibration table expects to score best.
+
+        The cloud waited for is a candidate only when the last round trip met the deadline
+        (a reply that then misses it falls back to the edge at the deadline, as offload
+        does); the newest cloud answer only once one is back. Cloud answers leave the edge
+        worker free. Whatever answers goes back to the store as the edge's own turn.
+        """
+        table = self.settings.calibration
+        records = {frame.index: self.record(R.AUTO, frame, truth) for frame, truth in items}
+        deadline = self.settings.deadline_s
+
+        def run(item, start: float):
+            frame, truth = item
+            record = records[frame.index]
+            newest = store.newest_cloud(frame.stamp)
+            age = None if newest is None else frame.stamp - newest.keyframe_stamp
+            sources = [R.EDGE_ONLY, R.CONTEXT_TRANSFER] + ([R.CLOUD_LATEST] if newest else [])
+            predicted = last_round_trip(self.requests, frame.stamp)
+            if predicted is not None and predicted <= deadline:
+                sources.append(R.CLOUD_WAIT)
+            record.answer_source = table.choose(truth.question, age, sources)
+            if record.answer_source == R.CLOUD_WAIT:
+                self.cloud_wait(record, frame, store)
+                if record.answered and record.latency_s <= deadline:
+                    store.add_edge(frame.stamp, record.question, record.answer,
+                                   available_at=record.answered_at)
+                    return start
+                record = records[frame.index] = self.record(R.AUTO, frame, truth)
+                record.answer_source, start = R.EDGE_ONLY, max(start, frame.stamp + deadline)
+            if record.answer_source == R.CLOUD_LATEST:
+                self.cloud_latest(record, frame, store)
+                store.add_edge(frame.stamp, record.question, record.answer,
+                               available_at=record.answered_at)
+                return start
+            return (yield from self.edge_step(record.answer_source, frame, record, store,
+                                              start))
 
         yield from latest_first_steps(items, lambda item: item[0].stamp, run)
         return list(records.values())

@@ -10,7 +10,7 @@ from typing import Iterable, Optional, Union
 
 # Strategy names and their table order live in core.composition; re-exported for the tables.
 from spotvlm_ros.core.composition import (  # noqa: F401
-    CLOUD_LATEST, CLOUD_WAIT, CONTEXT_TRANSFER, EDGE_ONLY, EDGE_OWN_HISTORY, FOCUS_ONLY,
+    AUTO, CLOUD_LATEST, CLOUD_WAIT, CONTEXT_TRANSFER, EDGE_ONLY, EDGE_OWN_HISTORY, FOCUS_ONLY,
     NODE_STRATEGIES, OFFLOAD, PARTITIONED, REPLACEMENT_ONLY, STRATEGIES)
 
 
@@ -43,6 +43,7 @@ class AnswerRecord:
     new_tokens: int = 0
     score: Optional[float] = None  # 0..1, set by metrics.score_record
     drive: str = ''  # the bag (drive) the frame belongs to, when several are evaluated
+    answer_source: str = ''  # auto: the source that answered (a fixed strategy's name)
 
 
 def to_json_line(record: AnswerRecord) -> str:

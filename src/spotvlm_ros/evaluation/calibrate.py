@@ -1,0 +1,82 @@
+"""`spotvlm calibrate`: fit the `auto` strategy's table on validation drives.
+
+Replays the drives of validation seeds under the default traces with the sources `auto`
+chooses from, and writes their mean scores per question, context age and source as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Optional, Sequence
+
+from spotvlm_ros.core.calibration import SOURCES, Sample, fit
+from spotvlm_ros.evaluation import records as R
+from spotvlm_ros.evaluation.main import DEFAULT_CALIBRATION, DEFAULT_TRACES
+
+VALIDATION_SEEDS = range(1_000_000, 1_001_000)  # every choice is made on these, never on test
+
+
+def samples_from(records: Sequence) -> list:
+    """One Sample per scored record of a source, aged by the newest reply at its frame.
+
+    The age comes from the same frame's cloud_latest record: the store, and so the newest
+    reply, is the same for every strategy under one trace.
+    """
+    ages = {(r.drive, r.trace, r.frame_index, r.question): r.context_age_s
+            for r in records if r.strategy == R.CLOUD_LATEST}
+    return [Sample(r.strategy, r.question, r.family,
+                   ages.get((r.drive, r.trace, r.frame_index, r.question)),
+                   r.score if r.answered else 0.0)
+            for r in records if r.strategy in SOURCES]
+
+
+def _arguments(argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='spotvlm calibrate', description=__doc__.splitlines()[0])
+    parser.add_argument('--seeds', required=True, metavar='FIRST:LAST',
+                        help='validation scene seeds (1000000-1000999), LAST exclusive')
+    parser.add_argument('--out', default=str(DEFAULT_CALIBRATION), help='the table (JSON)')
+    parser.add_argument('--seconds', type=float, default=60.0)
+    parser.add_argument('--every', type=int, default=25)
+    parser.add_argument('--jobs', type=int, default=1)
+    parser.add_argument('--drives-dir', default='.cache/drives')
+    parser.add_argument('--edge', default=None, help='edge model (default: the committed one)')
+    parser.add_argument('--cloud', default=None, help='cloud model (default: the committed one)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _arguments(argv)
+    from spotvlm_ros.evaluation import main as evaluation
+
+    first, _, last = args.seeds.partition(':')
+    try:
+        seeds = range(int(first), int(last) if last else int(first) + 1)
+    except ValueError:
+        raise ValueError(f'--seeds {args.seeds!r} is not FIRST:LAST') from None
+    if not seeds or seeds[0] not in VALIDATION_SEEDS or seeds[-1] not in VALIDATION_SEEDS:
+        raise ValueError(f'--seeds {args.seeds}: the table is fitted on validation seeds only '
+                         f'({VALIDATION_SEEDS.start}-{VALIDATION_SEEDS.stop - 1})')
+    eval_argv = ['--seeds', args.seeds, '--seconds', str(args.seconds), '--every',
+                 str(args.every), '--jobs', str(args.jobs), '--drives-dir', args.drives_dir,
+                 '--strategies', ','.join(SOURCES[:3] + (R.CLOUD_WAIT,)), '--no-progress']
+    eval_argv += [a for flag in ('edge', 'cloud') if getattr(args, flag)
+                  for a in (f'--{flag}', getattr(args, flag))]
+    eval_args = evaluation._arguments(eval_argv)
+    start = time.perf_counter()
+    params = evaluation.node_params_of(eval_args)
+    settings = evaluation.settings_from(eval_args, params)
+    bags = evaluation.drive_bags(eval_args)
+    records, _ = evaluation.evaluate_drives(eval_args, bags, params, settings)
+    samples = samples_from(records)
+    table = fit(samples, fitted_on=f'seeds {args.seeds}, {args.seconds:g} s drives, every '
+                                   f'{args.every}th frame, traces: {", ".join(DEFAULT_TRACES)}')
+    table.save(args.out)
+    print(f'{len(samples)} samples from {len(bags)} drives -> {args.out} '
+          f'({time.perf_counter() - start:.0f} s)', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
