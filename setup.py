@@ -23,6 +23,7 @@ setup(
         # (package://spotvlm_ros/models/spotvlm-edge in config/spotvlm.yaml).
         *[(f'share/{PACKAGE}/{folder}', glob(f'{folder}/*'))
           for folder in ('models/spotvlm-edge', 'models/spotvlm-cloud', 'bags/sample_scene')],
+        (f'share/{PACKAGE}/models', ['models/calibration.json']),  # auto's table
     ],
     # rclpy, the message packages and launch_ros come from ROS 2 (apt, or the ros-jazzy-*
     # wheels that scripts/setup.sh installs): they are not declared here.

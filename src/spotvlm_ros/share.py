@@ -10,6 +10,7 @@ SCHEME = 'package://'
 DEFAULT_EDGE_CHECKPOINT = f'{SCHEME}{PACKAGE}/models/spotvlm-edge'
 DEFAULT_CLOUD_CHECKPOINT = f'{SCHEME}{PACKAGE}/models/spotvlm-cloud'
 SAMPLE_BAG = f'{SCHEME}{PACKAGE}/bags/sample_scene'
+DEFAULT_CALIBRATION = f'{SCHEME}{PACKAGE}/models/calibration.json'  # the auto strategy's table
 
 
 def share_dir(package: str = PACKAGE) -> Path:

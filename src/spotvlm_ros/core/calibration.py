@@ -94,6 +94,16 @@ class CalibrationTable:
             raise ValueError(f'{path} is not a calibration table: {err}') from None
 
 
+def choose_source(table: CalibrationTable, question: str, stamp: float,
+                  newest_cloud_stamp: Optional[float], can_wait: bool = False) -> str:
+    """auto's source for the frame at `stamp`: the newest cloud answer is a candidate once
+    one is back (its keyframe at `newest_cloud_stamp`), the cloud waited for when `can_wait`."""
+    age = None if newest_cloud_stamp is None else stamp - newest_cloud_stamp
+    sources = [EDGE_ONLY, CONTEXT_TRANSFER] + ([CLOUD_LATEST] if age is not None else []) + \
+        ([CLOUD_WAIT] if can_wait else [])
+    return table.choose(question, age, sources)
+
+
 def fit(samples: Iterable[Sample], fitted_on: str = '') -> CalibrationTable:
     """The table of mean scores of `samples`, per question and per family."""
     sums: dict = defaultdict(lambda: [0.0, 0])

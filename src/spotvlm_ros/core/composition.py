@@ -58,7 +58,7 @@ STRATEGY_TABLE = {s.name: s for s in (
     Strategy(CONTEXT_TRANSFER, cloud_turns=True, own_turns=True, focus=True),
     Strategy(REPLACEMENT_ONLY, cloud_turns=True, own_turns=True),
     Strategy(FOCUS_ONLY, focus=True),
-    Strategy(AUTO, cloud_turns=True, own_turns=True, focus=True, on_node=False),
+    Strategy(AUTO, cloud_turns=True, own_turns=True, focus=True),
 )}
 STRATEGIES = tuple(STRATEGY_TABLE)
 NODE_STRATEGIES = tuple(s.name for s in STRATEGY_TABLE.values() if s.on_node)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from spotvlm_ros.cloud.embeds import EMBED_DTYPES
-from spotvlm_ros.core.calibration import CalibrationTable
+from spotvlm_ros.core.calibration import CalibrationTable, choose_source
 from spotvlm_ros.core.checks import non_negative, positive, positive_int, require
 from spotvlm_ros.core.composition import edge_inputs, fuse, strategy as strategy_named
 from spotvlm_ros.core.compression import tokenizer_counter, word_count
@@ -222,12 +222,11 @@ class _Replay:
             frame, truth = item
             record = records[frame.index]
             newest = store.newest_cloud(frame.stamp)
-            age = None if newest is None else frame.stamp - newest.keyframe_stamp
-            sources = [R.EDGE_ONLY, R.CONTEXT_TRANSFER] + ([R.CLOUD_LATEST] if newest else [])
             predicted = last_round_trip(self.requests, frame.stamp)
-            if predicted is not None and predicted <= deadline:
-                sources.append(R.CLOUD_WAIT)
-            record.answer_source = table.choose(truth.question, age, sources)
+            record.answer_source = choose_source(
+                table, truth.question, frame.stamp,
+                None if newest is None else newest.keyframe_stamp,
+                can_wait=predicted is not None and predicted <= deadline)
             if record.answer_source == R.CLOUD_WAIT:
                 self.cloud_wait(record, frame, store)
                 if record.answered and record.latency_s <= deadline:

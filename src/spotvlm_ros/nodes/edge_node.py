@@ -21,7 +21,9 @@ from spotvlm_msgs.action import Ask
 from spotvlm_msgs.msg import EdgeAnswer, FusedContext
 from std_msgs.msg import String
 
-from spotvlm_ros.core.composition import NODE_STRATEGIES, edge_inputs
+from spotvlm_ros.core.calibration import CalibrationTable, choose_source
+from spotvlm_ros.core.composition import AUTO, CLOUD_LATEST, NODE_STRATEGIES, edge_inputs
+from spotvlm_ros.core.types import SOURCE_CLOUD
 from spotvlm_ros.core.focus import FocusConfig
 from spotvlm_ros.models.base import EdgeBackend, ModelLoadError
 from spotvlm_ros.models.factory import KINDS, make_backend
@@ -32,7 +34,8 @@ from spotvlm_ros.nodes.images import frame_or_skip, subscribe_images
 from spotvlm_ros.nodes.params import declare, declare_config, require
 from spotvlm_ros.nodes.qos import ANSWER_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
-from spotvlm_ros.share import DEFAULT_EDGE_CHECKPOINT, resolve as resolve_share_path
+from spotvlm_ros.share import (
+    DEFAULT_CALIBRATION, DEFAULT_EDGE_CHECKPOINT, resolve as resolve_share_path)
 
 TINY_MODEL = 'tiny'  # model.path value: the project's offline tiny checkpoint, built on demand
 # A frame this much older than the newest one is a clock that went back (a looping bag), not
@@ -71,6 +74,10 @@ class EdgeNode(LifecycleNode):
         self.max_new_tokens = declare(self, 'model.max_new_tokens', 24)
         self.system_prompt = declare(self, 'model.system_prompt', '', 'empty: the backend default')
         self.focus_config = declare_config(self, 'focus', FocusConfig)
+        self.calibration_path = declare(
+            self, 'auto.calibration', DEFAULT_CALIBRATION,
+            "strategy 'auto': its table of expected accuracy per source, question and context "
+            'age (spotvlm calibrate)')
         self.auto_activate = declare(self, 'auto_activate', True,
                                      'configure and activate at start')
         self.infer_warn_s = declare(self, 'diagnostics.inference_warn_s', 2.0)
@@ -90,6 +97,7 @@ class EdgeNode(LifecycleNode):
         require(self.max_new_tokens >= 1, 'model.max_new_tokens', 'must be >= 1')
 
         self.backend: Optional[EdgeBackend] = None
+        self.calibration: Optional[CalibrationTable] = None
         self._active = False
         self._cond = threading.Condition()
         self._pending: Optional[Job] = None  # the latest frame's job; a newer one replaces it
@@ -121,6 +129,9 @@ class EdgeNode(LifecycleNode):
         self.get_logger().info(f'loading {self.model_kind} model {model} '
                                f'(device {self.model_device}, dtype {self.model_dtype})')
         try:
+            if self.strategy == AUTO:
+                self.calibration = CalibrationTable.load(
+                    resolve_share_path(self.calibration_path))
             self.backend = make_backend(self.model_kind, **self._backend_params(model))
         except (ModelLoadError, ValueError, OSError) as err:
             self.get_logger().error(f'model did not load: {err}')
@@ -259,29 +270,53 @@ class EdgeNode(LifecycleNode):
             job.done(EdgeAnswer(header=job.header, query=job.query))
 
     def answer(self, job: Job) -> EdgeAnswer:
-        """Run the model on one job and build its EdgeAnswer."""
+        """Run the model on one job (or, for auto, take the source it chose) as an EdgeAnswer."""
         stamp = convert.to_sec(job.header.stamp)
         context = self._fresh_context(stamp) if job.use_context else None
         fused = convert.fused_from_msg(context) if context is not None else None
-        inputs = edge_inputs(self.strategy, fused, job.frame, stamp, self.focus_config,
+        source, cloud_turn = self._source(job.query, fused, stamp)
+        if source == CLOUD_LATEST:
+            msg = EdgeAnswer(header=job.header, query=job.query, answer=cloud_turn.answer,
+                             model=self.backend.name, strategy=self.strategy, source=source,
+                             has_context=True, context_age_s=stamp - cloud_turn.source_stamp,
+                             used_context=True, frames_dropped=job.dropped_before)
+            if job.on_text is not None:
+                job.on_text(cloud_turn.answer)
+        else:
+            msg = self._model_answer(job, source, fused, stamp)
+            msg.has_context = context is not None and context.has_context
+        self.counts['answered'] += 1
+        msg.latency_s = convert.to_sec(self.get_clock().now().to_msg()) - stamp
+        return msg
+
+    def _source(self, query: str, fused, stamp: float) -> tuple:
+        """(the source answering this frame, the newest cloud turn about `query` if any)."""
+        turns = [t for t in (fused.turns if fused else ()) if t.source == SOURCE_CLOUD
+                 and t.query == query and 0 <= stamp - t.source_stamp <= self.context_max_age_s]
+        newest = max(turns, key=lambda t: t.source_stamp, default=None)
+        if self.strategy != AUTO:
+            return self.strategy, newest
+        # The cloud waited for is not a choice here: the bridge sends keyframes, not this frame.
+        return choose_source(self.calibration, query, stamp,
+                             None if newest is None else newest.source_stamp), newest
+
+    def _model_answer(self, job: Job, source: str, fused, stamp: float) -> EdgeAnswer:
+        """The edge model's answer under `source`'s inputs."""
+        inputs = edge_inputs(source, fused, job.frame, stamp, self.focus_config,
                              self.context_max_age_s)
         result = self.backend.answer(job.frame, job.query, inputs.turns, inputs.focus,
                                      self.system_prompt or None, job.on_text)
         self.inference.add(result.timings.total_s)
-        self.counts['answered'] += 1
         age = inputs.context_age_s
-        msg = EdgeAnswer(
+        return EdgeAnswer(
             header=job.header, query=job.query, answer=result.text, model=self.backend.name,
-            strategy=self.strategy, inference_time_s=result.timings.total_s,
-            has_context=context is not None and context.has_context,
+            strategy=self.strategy, source=source, inference_time_s=result.timings.total_s,
             context_age_s=-1.0 if age is None else age,
             used_context=inputs.used_cloud_turns, used_focus=inputs.crops > 0,
             focus_regions=convert.regions_to_msgs(
                 c.region for c in inputs.focus.crops) if inputs.focus else [],
             visual_tokens=result.visual_tokens, prompt_tokens=result.prompt_tokens,
             new_tokens=result.new_tokens, frames_dropped=job.dropped_before)
-        msg.latency_s = convert.to_sec(self.get_clock().now().to_msg()) - stamp
-        return msg
 
     def _fresh_context(self, stamp: float) -> Optional[FusedContext]:
         """The held context unless it is stale for the frame at `stamp` (then None, noted)."""
