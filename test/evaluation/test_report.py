@@ -10,7 +10,9 @@ from spotvlm_ros.evaluation.report import write_results
 from spotvlm_ros.scenes.truth import DESCRIPTION, GROUNDING, VQA
 
 FILES = ('records.jsonl', 'metrics.csv', 'metrics.json', 'accuracy_vs_delay.png',
-         'latency_cdf.png', 'context_age_hist.png', 'report.md', 'report.html')
+         'latency_cdf.png', 'context_age_hist.png', 'accuracy_vs_context_age.png', 'report.md',
+         'report.html')
+PLOT_FILES = FILES[3:7]
 SETTINGS = {'bag': 'bags/demo', 'deadline_s': 0.5, 'agreement_tolerance': 0.05}
 TRACES = {'lan': 0.05, 'lte': 0.8}
 
@@ -49,7 +51,7 @@ def test_every_file_is_written_and_returned(tmp_path):
     assert [p.name for p in paths] == list(FILES)
     for path in paths:
         assert path.is_file() and path.stat().st_size > 0, path
-    for png in FILES[3:6]:
+    for png in PLOT_FILES:
         assert (tmp_path / 'out' / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
@@ -94,8 +96,11 @@ def test_report_md_tables(tmp_path):
     # Agreement, with its tolerance stated.
     assert 'tolerance 0.050' in md
     assert '| lan | edge_only | 0.250 | 0.260 | 0.010 | yes |' in lines
-    for name in FILES[3:6]:
+    for name in PLOT_FILES:
         assert f']({name})' in md
+    # Per question: a row per trace and question, a column per strategy.
+    assert '| trace | question | edge_only | cloud_wait | context_transfer |' in lines
+    assert '| lte | q1 | 0.250 | 0.000 | 0.750 |' in lines
 
 
 def test_report_without_agreement_has_no_agreement_table(tmp_path):
@@ -110,7 +115,7 @@ def test_report_html_is_self_contained(tmp_path):
     page = (tmp_path / 'out' / 'report.html').read_text()
     assert page.startswith('<!DOCTYPE html>')
     assert '<td>edge_only</td><td>0.250</td><td>0.250</td>' in page
-    for name in FILES[3:6]:
+    for name in PLOT_FILES:
         assert f'src="{name}"' in page
     assert 'http' not in page and '<script' not in page and '<link' not in page
     assert str(tmp_path) not in page
@@ -124,6 +129,6 @@ def test_two_runs_write_byte_identical_files(tmp_path):
     for name in ('accuracy_vs_delay.png', 'report.md', 'metrics.json'):
         data = (tmp_path / 'one' / name).read_bytes()
         assert str(tmp_path).encode() not in data
-    for png in FILES[3:6]:  # no 'Software' chunk naming the matplotlib version
+    for png in PLOT_FILES:  # no 'Software' chunk naming the matplotlib version
         data = (tmp_path / 'one' / png).read_bytes()
         assert b'Software' not in data and b'matplotlib' not in data

@@ -20,11 +20,14 @@ METRICS_JSON = 'metrics.json'
 ACCURACY_PLOT = 'accuracy_vs_delay.png'
 LATENCY_PLOT = 'latency_cdf.png'
 CONTEXT_AGE_PLOT = 'context_age_hist.png'
+ACCURACY_AGE_PLOT = 'accuracy_vs_context_age.png'
 REPORT_MD = 'report.md'
 REPORT_HTML = 'report.html'
 PLOTS = ((ACCURACY_PLOT, 'Accuracy vs mean cloud delay'),
          (LATENCY_PLOT, 'Latency CDF'),
-         (CONTEXT_AGE_PLOT, 'Context age histogram'))
+         (CONTEXT_AGE_PLOT, 'Context age histogram'),
+         (ACCURACY_AGE_PLOT, 'Accuracy vs context age'))
+AGE_EDGES_S = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # accuracy vs context age: these bins, then older
 
 # Fixed size and resolution: the same inputs must give the same PNG bytes.
 FIGSIZE = (10.0, 4.0)
@@ -41,7 +44,8 @@ def write_results(out_dir: Union[str, Path], records: list, rows: list, settings
     out.mkdir(parents=True, exist_ok=True)
     records = list(records)
     paths = [out / name for name in (RECORDS_FILE, METRICS_CSV, METRICS_JSON, ACCURACY_PLOT,
-                                     LATENCY_PLOT, CONTEXT_AGE_PLOT, REPORT_MD, REPORT_HTML)]
+                                     LATENCY_PLOT, CONTEXT_AGE_PLOT, ACCURACY_AGE_PLOT,
+                                     REPORT_MD, REPORT_HTML)]
     records_io.write_jsonl(paths[0], records)
     _write_text(paths[1], metrics_csv(rows))
     document = {'settings': settings, 'rows': rows, 'agreement': agreement_rows}
@@ -50,9 +54,10 @@ def write_results(out_dir: Union[str, Path], records: list, rows: list, settings
     plot_accuracy_vs_delay(paths[3], rows, colours)
     plot_latency_cdf(paths[4], records, colours)
     plot_context_age(paths[5], records, colours)
-    sections = _sections(rows, settings, agreement_rows)
-    _write_text(paths[6], render_markdown(sections))
-    _write_text(paths[7], render_html(sections))
+    plot_accuracy_vs_age(paths[6], records, colours)
+    sections = _sections(rows, settings, agreement_rows, records)
+    _write_text(paths[7], render_markdown(sections))
+    _write_text(paths[8], render_html(sections))
     return paths
 
 
@@ -191,6 +196,46 @@ def plot_context_age(path: Path, records: list, colours: dict) -> None:
     _save(figure, path)
 
 
+def plot_accuracy_vs_age(path: Path, records: list, colours: dict) -> None:
+    """Mean score per context-age bin, per strategy that reads cloud context."""
+    figure, (ax,) = _new_figure()
+    edges = list(AGE_EDGES_S) + [np.inf]
+    labels = [f'{lo:g}-{hi:g}' if hi < np.inf else f'{lo:g}+' for lo, hi in zip(edges, edges[1:])]
+    drawn = False
+    for strategy in ordered_strategies(r.strategy for r in records):
+        bins = [[] for _ in labels]
+        for r in records:
+            if r.strategy == strategy and r.context_age_s is not None and r.score is not None:
+                bins[int(np.searchsorted(edges, r.context_age_s, side='right')) - 1].append(r.score)
+        points = [(i, float(np.mean(b))) for i, b in enumerate(bins) if b]
+        if points:
+            ax.plot(*zip(*points), marker='o', label=strategy, color=colours[strategy])
+            drawn = True
+    if drawn:
+        ax.legend(fontsize='small', loc='best')
+    else:
+        _note(ax, 'no records with a context age')
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_title('Accuracy vs context age')
+    ax.set_xlabel('context age (s)')
+    ax.set_ylabel('mean score')
+    ax.grid(True, alpha=0.3)
+    _save(figure, path)
+
+
+def question_table(records: list) -> tuple:
+    """(header, rows) of the mean score per trace and question, a column per strategy."""
+    strategies = ordered_strategies(r.strategy for r in records)
+    scores: dict = {}
+    for r in records:
+        if r.score is not None:
+            scores.setdefault((r.trace, r.question), {}).setdefault(r.strategy, []).append(r.score)
+    body = [[trace, question] + [_fmt(float(np.mean(by[s]))) if s in by else MISSING
+                                 for s in strategies]
+            for (trace, question), by in scores.items()]
+    return ['trace', 'question'] + strategies, body
+
+
 # --- the report ----------------------------------------------------------------------------------
 # The report is a list of sections, rendered once as Markdown and once as HTML, so both agree.
 
@@ -204,7 +249,8 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _sections(rows: list, settings: dict, agreement_rows: Optional[list]) -> list:
+def _sections(rows: list, settings: dict, agreement_rows: Optional[list],
+              records: list = ()) -> list:
     """The report as ('title'|'heading'|'list'|'paragraph'|'table'|'image', content) items."""
     sections = [('title', 'SpotVLM evaluation report'), ('heading', 'Settings'),
                 ('list', [f'{key}: {value}' for key, value in settings.items()])]
@@ -225,6 +271,8 @@ def _sections(rows: list, settings: dict, agreement_rows: Optional[list]) -> lis
     sections += [('paragraph', 'Columns: trace (mean cloud delay).'), ('table', (header, body))]
     detail = [[_fmt(row.get(column)) for column in SUMMARY_COLUMNS] for row in rows]
     sections += [('heading', 'All metrics'), ('table', (list(SUMMARY_COLUMNS), detail))]
+    if records:
+        sections += [('heading', 'Per question (mean score)'), ('table', question_table(records))]
     if agreement_rows is not None:
         tolerance = settings.get('agreement_tolerance')
         stated = (f'Live minus offline acc_mean; within tolerance {_fmt(tolerance)}.'
