@@ -5,10 +5,11 @@ import math
 
 import pytest
 
-from spotvlm_ros.evaluation.drives import (change_rates, mean_ci, per_drive_rows, pooled_markdown,
-                                           pooled_rows, t95)
+from spotvlm_ros.evaluation.drives import (
+    against_best_fixed, against_best_markdown, change_rates, mean_ci, per_drive_rows,
+    pooled_markdown, pooled_rows, t95)
 from spotvlm_ros.evaluation.main import main as eval_main
-from spotvlm_ros.evaluation.records import (CLOUD_LATEST, CONTEXT_TRANSFER, EDGE_ONLY,
+from spotvlm_ros.evaluation.records import (AUTO, CLOUD_LATEST, CONTEXT_TRANSFER, EDGE_ONLY,
                                             AnswerRecord)
 from spotvlm_ros.evaluation.replay import BagFrame, Question
 from spotvlm_ros.scenes.truth import VQA
@@ -44,6 +45,21 @@ def test_gaps_are_paired_drive_by_drive():
     assert method['vs_cloud_latest'] == pytest.approx(-0.1)
     table = pooled_markdown(list(rows.values()))
     assert '+0.100 ± 0.000 (3/3)' in table and '-0.100 ± 0.000 (0/3)' in table
+
+
+def test_auto_is_compared_with_the_best_fixed_strategy_of_each_trace():
+    records = []
+    for drive, base in (('a', 0.2), ('b', 0.5), ('c', 0.8)):
+        for trace, best in (('fast', CLOUD_LATEST), ('slow', EDGE_ONLY)):
+            records += [scored(drive, best, base + 0.2, trace),
+                        scored(drive, CONTEXT_TRANSFER, base, trace),
+                        scored(drive, AUTO, base + (0.25 if drive != 'b' else 0.1), trace)]
+    rows = {r['trace']: r for r in against_best_fixed(per_drive_rows(records, 1.0))}
+    assert rows['fast']['best_fixed'] == CLOUD_LATEST and rows['slow']['best_fixed'] == EDGE_ONLY
+    assert rows['fast']['gap'] == pytest.approx((0.05 - 0.1 + 0.05) / 3, abs=1e-9)
+    assert rows['fast']['won'] == '2/3'
+    assert '| slow | edge_only | 0.700 |' in against_best_markdown(list(rows.values()))
+    assert against_best_fixed(per_drive_rows([r for r in records if r.strategy != AUTO], 1.0)) == []
 
 
 def test_change_rates_count_answer_changes_per_minute():

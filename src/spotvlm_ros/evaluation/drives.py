@@ -79,6 +79,42 @@ def pooled_rows(drive_rows: Sequence[dict], baselines: Sequence[str] = BASELINES
     return out
 
 
+def against_best_fixed(drive_rows: Sequence[dict], chooser: str = 'auto',
+                       figure: str = 'on_time_acc') -> list:
+    """Per trace: the fixed strategy with the best mean `figure`, and `chooser`'s paired gap
+    to it over drives (mean, half-width, drives won); [] when `chooser` was not run."""
+    by_key: dict = {}
+    for row in drive_rows:
+        by_key.setdefault(row['trace'], {}).setdefault(row['strategy'], {})[row['drive']] = \
+            row[figure]
+    out = []
+    for trace, strategies in by_key.items():
+        mine = strategies.get(chooser)
+        fixed = {s: v for s, v in strategies.items() if s != chooser}
+        if not mine or not fixed:
+            continue
+        best = max(fixed, key=lambda s: np.mean([v for v in fixed[s].values() if v is not None]))
+        gaps = [mine[d] - fixed[best][d] for d in mine if d in fixed[best]
+                and mine[d] is not None and fixed[best][d] is not None]
+        gap, half = mean_ci(gaps)
+        out.append({'trace': trace, 'best_fixed': best,
+                    'best_fixed_mean': mean_ci(list(fixed[best].values()))[0],
+                    'chooser_mean': mean_ci(list(mine.values()))[0], 'gap': gap,
+                    'gap_ci': half, 'won': f'{sum(g > 0 for g in gaps)}/{len(gaps)}'})
+    return out
+
+
+def against_best_markdown(rows: Sequence[dict], chooser: str = 'auto',
+                          figure: str = 'on_time_acc') -> str:
+    """against_best_fixed's rows as a Markdown table."""
+    lines = [f'| trace | best fixed strategy | its {figure} | {chooser} | {chooser} - best '
+             f'(won) |', '|---|---|---|---|---|']
+    lines += [f"| {r['trace']} | {r['best_fixed']} | {r['best_fixed_mean']:.3f} | "
+              f"{r['chooser_mean']:.3f} | {_cell(r['gap'], r['gap_ci'], signed=True)} "
+              f"({r['won']}) |" for r in rows]
+    return '\n'.join(lines) + '\n'
+
+
 def _cell(mean: Optional[float], half: Optional[float], signed: bool = False) -> str:
     if mean is None:
         return ''

@@ -271,8 +271,9 @@ def evaluate_drives(args, bags: list, params: dict, settings) -> tuple:
 def write_drive_tables(out: Path, records: list, bags: list, deadline_s: float,
                        truth: bool = True) -> None:
     """Per-drive rows, means over drives with 95 % intervals and paired gaps, change rates."""
-    from spotvlm_ros.evaluation.drives import (change_rates, per_drive_rows, pooled_markdown,
-                                               pooled_rows)
+    from spotvlm_ros.evaluation.drives import (
+        against_best_fixed, against_best_markdown, change_rates, per_drive_rows,
+        pooled_markdown, pooled_rows)
     from spotvlm_ros.evaluation.replay import load_bag
     from spotvlm_ros.evaluation.report import metrics_csv
 
@@ -283,9 +284,15 @@ def write_drive_tables(out: Path, records: list, bags: list, deadline_s: float,
     lines = ['# Over drives', '', f'{len(bags)} drives: ' + ', '.join(b.name for b in bags), '',
              'Means over drives of each drive\'s figure, ± the 95 % t-interval half-width; '
              'gaps are paired, drive by drive (won: drives where the strategy is ahead).', '',
-             pooled_markdown(pooled), '## Answer changes per minute (ground truth)', '',
-             '| question | changes / min |', '|---|---|']
-    lines += [f'| {q} | {r:.2f} |' for q, r in rates.items()]
+             pooled_markdown(pooled)]
+    best = against_best_fixed(drive_rows)
+    if best:
+        lines += ['## auto against the best fixed strategy (on-time accuracy, paired)', '',
+                  against_best_markdown(best)]
+    if rates:
+        lines += ['## Answer changes per minute (ground truth)', '',
+                  '| question | changes / min |', '|---|---|']
+        lines += [f'| {q} | {r:.2f} |' for q, r in rates.items()]
     (out / 'drives.md').write_text('\n'.join(lines) + '\n', encoding='utf-8')
     print(pooled_markdown(pooled), flush=True)
 
