@@ -24,7 +24,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 import scenarios as sc  # noqa: E402
 
-from spotvlm_ros.bags import moving_box_frames, write_image_bag  # noqa: E402
+from spotvlm_ros.io.bags import write_image_bag  # noqa: E402
+from spotvlm_ros.io.frame_sources import moving_box_frames  # noqa: E402
 
 HEADER = ('| fault | edge kept answering (answer rate) | answers lost (of processed) | '
           'recovery s | peak RSS MB edge / fuser / bridge | note |\n|---|---|---|---|---|---|')

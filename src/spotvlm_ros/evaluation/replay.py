@@ -46,8 +46,8 @@ def _stamp_key(seconds: float) -> int:
 def load_bag(path, image_topic: str = IMAGE_TOPIC, truth_topic: str = TRUTH_TOPIC,
              max_frames: Optional[int] = None) -> list:
     """Every decodable frame of the bag with the questions of its ground truth (by stamp)."""
-    from spotvlm_ros.bags import read_ground_truth
-    from spotvlm_ros.nodes.frame_sources import bag_frames
+    from spotvlm_ros.io.bags import read_ground_truth
+    from spotvlm_ros.io.frame_sources import bag_frames
 
     truths = {}
     for msg in read_ground_truth(Path(path), truth_topic):

@@ -14,8 +14,7 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
 from spotvlm_ros.nodes import convert
-from spotvlm_ros.nodes.echo import message_class
-from spotvlm_ros.nodes.frame_sources import (
+from spotvlm_ros.io.frame_sources import (
     Frame, SourceError, bag_frames, bag_image_topic, bag_topics, capture_frames, folder_frames)
 from spotvlm_ros.nodes.images import rgb_to_image
 from spotvlm_ros.nodes.params import declare, require
@@ -174,7 +173,7 @@ class ImageSource(Node):
         pub = self._passthrough_pubs.get(topic)
         if pub is None:
             try:
-                pub = self.create_publisher(message_class(msgtype), topic.lstrip('/'),
+                pub = self.create_publisher(convert.message_class(msgtype), topic.lstrip('/'),
                                             PASSTHROUGH_QOS)
             except (ImportError, AttributeError, ValueError):
                 self.get_logger().warning(f'not passing {topic}: unknown type {msgtype}')
