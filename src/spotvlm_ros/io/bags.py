@@ -1,4 +1,4 @@
-"""ROS 2 bags (MCAP) through rosbags, no ROS install needed: image and scene bags, spotvlm_msgs types."""
+"""ROS 2 bags (MCAP) through rosbags, no ROS needed: image and scene bags, spotvlm_msgs types."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Image messages (rclpy or rosbags alike) <-> HxWx3 uint8 RGB, with a clear error for every malformed image."""
+"""Image messages (rclpy or rosbags alike) <-> HxWx3 uint8 RGB; a clear error for a bad one."""
 
 from __future__ import annotations
 

@@ -9,8 +9,6 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from spotvlm_ros.io.images import ImageError, compressed_to_rgb, image_to_rgb, rgb8_fields
 
-IMAGE_TRANSPORTS = ('raw', 'compressed')  # as image_transport names them
-
 
 def rgb_to_image(frame: np.ndarray, header=None) -> Image:
     """An rgb8 Image message from an HxWx3 uint8 array."""
@@ -20,17 +18,11 @@ def rgb_to_image(frame: np.ndarray, header=None) -> Image:
     return msg
 
 
-def subscribe_images(node, callback, qos, **kwargs):
-    """Subscribe to the camera as the `image_transport` parameter says: 'raw' reads `image`
-    (Image), 'compressed' reads `image/compressed` (CompressedImage), as image_transport names
-    a camera's topics. The callback gets either message; frame_or_skip decodes both."""
-    from spotvlm_ros.nodes.params import declare, require
-
-    transport = declare(node, 'image_transport', 'raw',
-                        'raw (sensor_msgs/Image on image) or compressed (CompressedImage on '
-                        'image/compressed)')
-    require(transport in IMAGE_TRANSPORTS, 'image_transport',
-            f"'{transport}' is not one of {', '.join(IMAGE_TRANSPORTS)}")
+def subscribe_images(node, transport: str, callback, qos, **kwargs):
+    """Subscribe to the camera as `transport` (the image_transport parameter) says: 'raw' reads
+    `image` (Image), 'compressed' reads `image/compressed` (CompressedImage), as
+    image_transport names a camera's topics. The callback gets either message; frame_or_skip
+    decodes both."""
     if transport == 'compressed':
         return node.create_subscription(CompressedImage, 'image/compressed', callback, qos,
                                         **kwargs)
