@@ -1,4 +1,4 @@
-"""Runs every fault scenario against the real node processes and prints the README's table.
+"""Runs every fault scenario against the real node processes; prints the table of docs/faults.md.
 
 Usage: python benchmarks/fault_table.py [--only SUBSTRING ...]
 Each row is measured (test/faults/scenarios.py): edge kept answering during the fault (answer
