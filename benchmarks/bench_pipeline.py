@@ -21,7 +21,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from spotvlm_msgs.msg import EdgeAnswer  # noqa: E402
 
-from spotvlm_ros.bags import moving_box_frames  # noqa: E402
+from spotvlm_ros.io.frame_sources import moving_box_frames  # noqa: E402
 from spotvlm_ros.nodes.images import rgb_to_image  # noqa: E402
 from spotvlm_ros.nodes.qos import ANSWER_QOS, image_qos  # noqa: E402
 from spotvlm_ros.run import CONFIG, node_command, stop_all  # noqa: E402

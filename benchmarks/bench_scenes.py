@@ -20,7 +20,7 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 
-from spotvlm_ros.bags import write_scene_bag  # noqa: E402
+from spotvlm_ros.io.bags import write_scene_bag  # noqa: E402
 from spotvlm_ros.scenes.truth import frame_truth, sequence  # noqa: E402
 from spotvlm_ros.scenes.world import sample_scene  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Runs every fault scenario against the real node processes and prints the README's table.
+"""Runs every fault scenario against the real node processes; prints the table of docs/faults.md.
 
 Usage: python benchmarks/fault_table.py [--only SUBSTRING ...]
 Each row is measured (test/faults/scenarios.py): edge kept answering during the fault (answer
@@ -24,7 +24,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 import scenarios as sc  # noqa: E402
 
-from spotvlm_ros.bags import moving_box_frames, write_image_bag  # noqa: E402
+from spotvlm_ros.io.bags import write_image_bag  # noqa: E402
+from spotvlm_ros.io.frame_sources import moving_box_frames  # noqa: E402
 
 HEADER = ('| fault | edge kept answering (answer rate) | answers lost (of processed) | '
           'recovery s | peak RSS MB edge / fuser / bridge | note |\n|---|---|---|---|---|---|')

@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from spotvlm_ros.bags import moving_box_frames, write_image_bag
+from spotvlm_ros.io.bags import write_image_bag
+from spotvlm_ros.io.frame_sources import moving_box_frames
 
 ANSWER_LINE = re.compile(r'^\[answer\] frame (\S+) latency\s+(\d+) ms')
 CAMERA_HZ = 10.0

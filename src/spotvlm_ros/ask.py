@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Optional, Sequence
 
-from spotvlm_ros.cli_types import positive_float
+from spotvlm_ros.cli_types import in_namespace, node_client_parser, positive_float
 
 GOAL_ATTEMPTS = 3  # a goal sent the moment the server is discovered can lose its response
 
@@ -19,16 +18,15 @@ def format_answer(answer) -> str:
             f'context age {age} | {answer.answer!r}')
 
 
-def _arguments(argv) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='spotvlm ask', description=__doc__.splitlines()[0])
+def _arguments(argv):
+    parser = node_client_parser('spotvlm ask', __doc__)
     parser.add_argument('question')
-    parser.add_argument('--namespace', default='', help="the nodes' namespace, e.g. 'front'")
-    parser.add_argument('--action', default='ask', help='action name (relative to the namespace)')
-    parser.add_argument('--no-context', action='store_true', help='answer without cloud context')
     parser.add_argument('--wait', type=positive_float, default=30.0,
                         help='seconds to wait for the edge node')
     parser.add_argument('--timeout', type=positive_float, default=120.0,
                         help='seconds to wait for the answer')
+    parser.add_argument('--action', default='ask', help='action name (relative to the namespace)')
+    parser.add_argument('--no-context', action='store_true', help='answer without cloud context')
     args = parser.parse_args(argv)
     if not args.question.strip():
         parser.error('the question is empty')
@@ -41,7 +39,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from rclpy.action import ActionClient
     from spotvlm_msgs.action import Ask
 
-    name = f'{args.namespace.strip("/")}/{args.action}' if args.namespace else args.action
+    name = in_namespace(args.namespace, args.action)
     rclpy.init(args=[])
     node = rclpy.create_node('spotvlm_ask')
     shown = ['']

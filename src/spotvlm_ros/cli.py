@@ -25,6 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     'watch': ('spotvlm_ros.watch', 'print answers, cloud contexts and diagnostics as they arrive'),
     'trace-from-bag': ('spotvlm_ros.trace_from_bag', "write a bag's recorded cloud round trips as a latency-trace CSV"),
     'export-onnx': ('spotvlm_ros.models.onnx_export', 'export a checkpoint to ONNX for the onnx backend'),
+    'params-doc': ('spotvlm_ros.params_doc', "write docs/parameters.md from the nodes' parameter dataclasses"),
 }
 
 

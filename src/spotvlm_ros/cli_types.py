@@ -47,3 +47,18 @@ def existing_path(text: str) -> str:
     if not os.path.exists(path):
         raise argparse.ArgumentTypeError(f'{text}: no such file or folder')
     return path
+
+
+def node_client_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of a verb that talks to running nodes: `doc`'s first line, and --namespace."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    parser.add_argument('--namespace', default='', help="the nodes' namespace, e.g. 'front'")
+    return parser
+
+
+def in_namespace(namespace: str, name: str) -> str:
+    """The topic or action `name` in `namespace` ('front', '/front/' alike; '': as it is)."""
+    namespace = namespace.strip('/')
+    if not namespace or name.startswith('/'):
+        return name
+    return f'/{namespace}/{name}'

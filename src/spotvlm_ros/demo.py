@@ -73,7 +73,7 @@ def _arguments(argv):
 
 def make_drive(args, folder: Path) -> Path:
     """The generated drive's bag in `folder`."""
-    from spotvlm_ros.bags import write_scene_bag
+    from spotvlm_ros.io.bags import write_scene_bag
     from spotvlm_ros.scenes.truth import sequence
 
     frames = round(args.seconds * FPS)
@@ -94,18 +94,14 @@ def run_strategy(bag: Path, strategy: str, args, rest, folder: Path) -> tuple:
     from spotvlm_ros.evaluation.live import live_records, run_arguments
     from spotvlm_ros.evaluation.main import DEFAULT_OVERRIDES
     from spotvlm_ros.evaluation.metrics import score_record
-    from spotvlm_ros.nodes.recorder import AnswerRecorder
     from spotvlm_ros.share import DEFAULT_CLOUD_CHECKPOINT, DEFAULT_EDGE_CHECKPOINT, resolve
 
     print(f'[demo] --- {strategy} ---', flush=True)
     recorded = folder / f'answers_{strategy}'
-    recorder = AnswerRecorder(recorded)
-    try:
-        code = run.main(run_arguments(
-            bag, args.question, strategy, args.trace, (), resolve(DEFAULT_EDGE_CHECKPOINT),
-            resolve(DEFAULT_CLOUD_CHECKPOINT), DEFAULT_OVERRIDES) + ['--quiet'] + list(rest))
-    finally:
-        recorder.close()
+    code = run.main(run_arguments(
+        bag, args.question, strategy, args.trace, (), resolve(DEFAULT_EDGE_CHECKPOINT),
+        resolve(DEFAULT_CLOUD_CHECKPOINT), recorded, DEFAULT_OVERRIDES)
+        + ['--quiet'] + list(rest))
     records = [score_record(r) for r in live_records(recorded, args.trace, 0.0, strategy,
                                                       args.question)]
     return code, records

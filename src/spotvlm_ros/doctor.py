@@ -27,7 +27,7 @@ def check_round_trip(timeout_s: float) -> float:
     import rclpy
     from spotvlm_msgs.msg import EdgeAnswer
 
-    from spotvlm_ros.nodes.relay_probe import relay
+    from spotvlm_ros.testing.relay import relay
 
     rclpy.init()
     node = rclpy.create_node('spotvlm_doctor')

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT
+from spotvlm_ros.nodes.settings import IMAGE_TRANSPORTS
 
 CLOUD_CHOICES = ('local', 'none')  # or an http(s):// URL of an OpenAI-compatible endpoint
-IMAGE_TRANSPORTS = ('raw', 'compressed')
 IMAGE_READERS = ('context_fuser', 'edge_node', 'cloud_bridge')
 
 

@@ -138,6 +138,18 @@ class AnswerPrinter:
         self.node.destroy_node()
 
 
+def start_recorder(path: str, namespace: str):
+    """An AnswerRecorder into `path` (an existing bag there is replaced), subscribed before
+    any node starts: the bag's first frame waits for its image subscription."""
+    import shutil
+
+    from spotvlm_ros.nodes.recorder import AnswerRecorder
+
+    if os.path.exists(path):
+        shutil.rmtree(path)
+    return AnswerRecorder(path, namespace)
+
+
 def _arguments(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='spotvlm run', description=__doc__.splitlines()[0])
     parser.add_argument('--params-file', default=str(CONFIG))
@@ -158,6 +170,9 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument('-p', '--param', action='append', default=[], metavar='NODE:NAME=VALUE',
                         help="a parameter override, e.g. 'edge_node:strategy=edge_only'")
     parser.add_argument('--quiet', action='store_true', help='print only the summary')
+    parser.add_argument('--record', metavar='BAG',
+                        help="record the edge answers and the bag's ground truth into this "
+                             'MCAP bag (replaced if it exists), as the evaluator reads them')
     return parser.parse_args(argv)
 
 
@@ -165,8 +180,10 @@ def _overrides(args, port: Optional[int]) -> dict:
     overrides = {node: {} for node in NODES}
     if args.bag:
         overrides['image_source']['source.path'] = os.path.abspath(args.bag)
-    # Every consumer must see the first frame: the bag starts once they all match.
-    overrides['image_source']['wait_for_subscribers'] = 2 if args.no_cloud else 3
+    # Every consumer must see the first frame: the bag starts once they all match (the
+    # recorder's image subscription is one of them).
+    overrides['image_source']['wait_for_subscribers'] = (
+        (2 if args.no_cloud else 3) + (1 if args.record else 0))
     if args.cloud_url:
         overrides['cloud_bridge']['cloud.base_url'] = args.cloud_url
     elif port is not None:
@@ -268,9 +285,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     overrides = _overrides(args, port)
     procs: dict = {}
     printer = AnswerPrinter(args.namespace, args.quiet)
+    recorder = None
     interrupted = False
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if args.record:
+            recorder = start_recorder(args.record, args.namespace)
         if port is not None:
             procs['cloud_server'] = _cloud_server(args, port)
         for node in NODES[:-1]:
@@ -303,6 +323,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         signal.signal(signal.SIGTERM, previous)
         print(f'[summary] {printer.summary()}', flush=True)
         printer.close()
+        if recorder is not None:
+            recorder.close()
         bad = {n: c for n, c in codes.items() if c not in (0, -signal.SIGINT, 130)}
         if bad:
             print(f'spotvlm run: processes ended badly: {bad}', file=sys.stderr)

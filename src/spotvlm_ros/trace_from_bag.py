@@ -10,28 +10,16 @@ from typing import Optional, Sequence
 
 from spotvlm_ros.cli_types import existing_path
 
-CLOUD_CONTEXT_TYPE = 'spotvlm_msgs/msg/CloudContext'
 STATUS_NAMES = {0: 'ok', 1: 'timeout', 2: 'error'}
-
-
-def cloud_typestore():
-    """A Jazzy typestore that knows CloudContext (and the Region it holds)."""
-    from rosbags.typesys import get_types_from_msg
-
-    from spotvlm_ros.bags import scene_typestore, spotvlm_msg_dir
-
-    store = scene_typestore()
-    store.register(get_types_from_msg((spotvlm_msg_dir() / 'CloudContext.msg').read_text(),
-                                      CLOUD_CONTEXT_TYPE))
-    return store
 
 
 def round_trips(path: str, topic: str = '') -> list:
     """(request time s, round trip s or None for a timeout, status, keyframe_seq) of every
     CloudContext in a bag, by request time; ValueError when the bag holds none."""
-    from spotvlm_ros.nodes.frame_sources import open_bag, SourceError
+    from spotvlm_ros.io.bags import CLOUD_CONTEXT_TYPE, spotvlm_typestore
+    from spotvlm_ros.io.frame_sources import SourceError, open_bag
 
-    store = cloud_typestore()
+    store = spotvlm_typestore()
     try:
         reader = open_bag(path)
     except SourceError as err:

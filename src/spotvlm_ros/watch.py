@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Optional, Sequence
 
-from spotvlm_ros.cli_types import non_negative_float, non_negative_int
+from spotvlm_ros.cli_types import (
+    in_namespace, node_client_parser, non_negative_float, non_negative_int)
 
 _LEVELS = {0: 'OK', 1: 'WARN', 2: 'ERROR', 3: 'STALE'}
 _CLOUD_STATUS = {0: 'OK', 1: 'TIMEOUT', 2: 'ERROR'}
@@ -30,9 +30,8 @@ def format_diagnostics(status) -> str:
     return f'[diagnostics] {status.name} {level}: {status.message} ({values})'
 
 
-def _arguments(argv) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='spotvlm watch', description=__doc__.splitlines()[0])
-    parser.add_argument('--namespace', default='', help="the nodes' namespace, e.g. 'front'")
+def _arguments(argv):
+    parser = node_client_parser('spotvlm watch', __doc__)
     parser.add_argument('--no-diagnostics', action='store_true', help='answers and cloud only')
     parser.add_argument('--no-cloud', action='store_true', help='no cloud contexts')
     parser.add_argument('--count', type=non_negative_int, default=0,
@@ -51,7 +50,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from spotvlm_ros.ask import format_answer
     from spotvlm_ros.nodes.qos import ANSWER_QOS, CLOUD_CONTEXT_QOS
 
-    prefix = f'/{args.namespace.strip("/")}/' if args.namespace.strip('/') else ''
     rclpy.init(args=[])
     node = rclpy.create_node('spotvlm_watch')
     answers = [0]
@@ -60,15 +58,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         answers[0] += 1
         print(format_answer(msg), flush=True)
 
-    node.create_subscription(EdgeAnswer, f'{prefix}answer', on_answer, ANSWER_QOS)
+    answers_sub = node.create_subscription(EdgeAnswer, in_namespace(args.namespace, 'answer'),
+                                           on_answer, ANSWER_QOS)
     if not args.no_cloud:
-        node.create_subscription(CloudContext, f'{prefix}cloud_context',
+        node.create_subscription(CloudContext, in_namespace(args.namespace, 'cloud_context'),
                                  lambda m: print(format_cloud(m), flush=True), CLOUD_CONTEXT_QOS)
     if not args.no_diagnostics:
         node.create_subscription(
             DiagnosticArray, '/diagnostics',
             lambda m: [print(format_diagnostics(s), flush=True) for s in m.status], 10)
-    print(f'[watch] {prefix or "/"}answer, cloud_context and /diagnostics; Ctrl-C stops',
+    print(f'[watch] {answers_sub.topic_name}, cloud_context and /diagnostics; Ctrl-C stops',
           flush=True)
     start = time.monotonic()
     try:

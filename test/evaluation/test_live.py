@@ -11,8 +11,7 @@ pytest.importorskip('rclpy', reason='rclpy is installed by `make setup`')
 from spotvlm_ros.evaluation.live import (LiveRunError, live_records, read_answer_bag,  # noqa: E402
                                          run_live)
 from spotvlm_ros.evaluation.records import EDGE_ONLY, AnswerRecord  # noqa: E402
-from spotvlm_ros.nodes.recorder import (ANSWER_TYPE, GROUND_TRUTH_TYPE,  # noqa: E402
-                                             answer_typestore)
+from spotvlm_ros.io.bags import ANSWER_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore  # noqa: E402
 
 pytestmark = [pytest.mark.ros]
 
@@ -57,7 +56,7 @@ def write_answer_bag(path):
     for a frame whose ground truth was never recorded."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    store = answer_typestore()
+    store = spotvlm_typestore()
     with Writer(pathlib.Path(path), version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         conns = {t: writer.add_connection(topic, t, typestore=store) for topic, t in (
             ('/answer', ANSWER_TYPE), ('/ground_truth', GROUND_TRUTH_TYPE))}

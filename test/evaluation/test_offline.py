@@ -224,7 +224,8 @@ def test_two_offline_runs_write_identical_files(tmp_path):
 
 
 def test_a_bag_without_ground_truth_is_refused(tmp_path, capsys):
-    from spotvlm_ros.bags import moving_box_frames, write_image_bag
+    from spotvlm_ros.io.bags import write_image_bag
+    from spotvlm_ros.io.frame_sources import moving_box_frames
 
     bag = tmp_path / 'plain'
     write_image_bag(bag, moving_box_frames(3, 64, 48), 0.1)

@@ -2,10 +2,11 @@
 
 import json
 
-from spotvlm_ros.bags import moving_box_frames, write_image_bag
 from spotvlm_ros.evaluation import records as R
 from spotvlm_ros.evaluation.main import main as eval_main
 from spotvlm_ros.evaluation.reference import FAMILY_OF, NOTICE
+from spotvlm_ros.io.bags import write_image_bag
+from spotvlm_ros.io.frame_sources import moving_box_frames
 from spotvlm_ros.scenes.truth import GROUNDING, Q_LIGHT, Q_WHERE
 
 WHERE_VEHICLE = Q_WHERE['vehicle']

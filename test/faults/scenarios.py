@@ -1,8 +1,8 @@
 """Fault scenarios against the real nodes: one rig (fuser, edge, bridge, fault server, probe).
 
 Shared by the tests (test/ros/test_faults_*.py, short runs) and benchmarks/fault_table.py (the
-README table). Every scenario streams good frames before, during and after its fault and
-measures: whether the edge kept answering during the fault, answers lost (frames the edge
+table in docs/faults.md). Every scenario streams good frames before, during and after its fault
+and measures: whether the edge kept answering during the fault, answers lost (frames the edge
 says it answered minus answers received), recovery time and peak resident memory.
 """
 
@@ -65,7 +65,7 @@ class Row:
         return max(0, self.processed - self.received)
 
     def line(self) -> str:
-        """The README table row."""
+        """The row of the fault table (docs/faults.md)."""
         rss = ' / '.join(f'{self.peak_rss_mb.get(n, 0):.0f}' for n in ('edge', 'fuser', 'bridge'))
         kept = {True: 'yes', False: 'NO', None: 'n/a (no frames)'}[self.kept_answering]
         kept += f' ({self.rate_hz:.1f} Hz)' if self.kept_answering is not None else ''

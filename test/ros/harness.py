@@ -19,7 +19,7 @@ from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 from spotvlm_msgs.msg import CloudContext, EdgeAnswer, FusedContext
 
-from spotvlm_ros.bags import moving_box_frames
+from spotvlm_ros.io.frame_sources import moving_box_frames
 from spotvlm_ros.nodes.images import rgb_to_image
 from spotvlm_ros.nodes.qos import (ANSWER_QOS, CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS,
                                    image_qos)

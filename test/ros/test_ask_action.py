@@ -11,7 +11,7 @@ from spotvlm_msgs.action import Ask
 
 from harness import send_goal
 
-from spotvlm_ros.nodes.relay_probe import stop_process, wait_until
+from spotvlm_ros.testing.relay import stop_process, wait_until
 
 SERVER = pathlib.Path(__file__).parents[1] / 'resources' / 'ask_server.py'
 

@@ -13,7 +13,7 @@ from spotvlm_msgs.msg import CloudContext, EdgeAnswer
 
 from spotvlm_ros.core.traces import LatencyTrace
 from spotvlm_ros.nodes.qos import ANSWER_QOS, CLOUD_CONTEXT_QOS
-from spotvlm_ros.nodes.relay_probe import stop_process, wait_until
+from spotvlm_ros.testing.relay import stop_process, wait_until
 
 pytestmark = pytest.mark.ros
 SERVER = pathlib.Path(__file__).parents[1] / 'resources' / 'ask_server.py'
@@ -76,9 +76,9 @@ def write_cloud_bag(path: pathlib.Path, round_trips: list) -> None:
     """CloudContext messages as a bridge publishes them: (request time s, round trip, status)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from spotvlm_ros.trace_from_bag import CLOUD_CONTEXT_TYPE, cloud_typestore
+    from spotvlm_ros.io.bags import CLOUD_CONTEXT_TYPE, spotvlm_typestore
 
-    store = cloud_typestore()
+    store = spotvlm_typestore()
     Msg, Time, Header = (store.types[n] for n in (
         CLOUD_CONTEXT_TYPE, 'builtin_interfaces/msg/Time', 'std_msgs/msg/Header'))
 

@@ -10,9 +10,9 @@ from sensor_msgs.msg import CompressedImage
 from spotvlm_msgs.msg import EdgeAnswer, FusedContext
 
 from harness import EDGE, start_cloud_server, start_node, stop
-from spotvlm_ros.bags import moving_box_frames
+from spotvlm_ros.io.frame_sources import moving_box_frames
 from spotvlm_ros.nodes.qos import ANSWER_QOS, FUSED_CONTEXT_QOS, image_qos
-from spotvlm_ros.nodes.relay_probe import wait_until
+from spotvlm_ros.testing.relay import wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 COMPRESSED = {'image_transport': 'compressed'}

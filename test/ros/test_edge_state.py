@@ -9,7 +9,7 @@ from sensor_msgs.msg import Image
 from spotvlm_msgs.msg import CloudContext
 
 from harness import edge_and_fuser, stop
-from spotvlm_ros.bags import moving_box_frames
+from spotvlm_ros.io.frame_sources import moving_box_frames
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.images import rgb_to_image
 from spotvlm_ros.nodes.qos import image_qos

@@ -17,7 +17,8 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'faults'))
 import scenarios as sc  # noqa: E402
 
-from spotvlm_ros.bags import moving_box_frames, write_image_bag  # noqa: E402
+from spotvlm_ros.io.bags import write_image_bag  # noqa: E402
+from spotvlm_ros.io.frame_sources import moving_box_frames  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 CHAT_MARKERS = ('<|im_start|>', '<|im_end|>', '<|endoftext|>')

@@ -11,10 +11,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from harness import start_node
-from spotvlm_ros.bags import moving_box_frames
-from spotvlm_ros.nodes.images import image_to_rgb
+from spotvlm_ros.io.frame_sources import moving_box_frames
+from spotvlm_ros.io.images import image_to_rgb
 from spotvlm_ros.nodes.qos import image_qos
-from spotvlm_ros.nodes.relay_probe import wait_until
+from spotvlm_ros.testing.relay import wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 SOURCE = {'wait_for_subscribers': 1, 'image_reliable': True, 'frame_id': 'front'}

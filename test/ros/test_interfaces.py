@@ -8,7 +8,7 @@ from spotvlm_msgs.action import Ask
 from spotvlm_msgs.msg import CloudContext, EdgeAnswer, FusedContext, HistoryTurn, Region
 
 from spotvlm_ros.core import types
-from spotvlm_ros.nodes.relay_probe import relay
+from spotvlm_ros.testing.relay import relay
 
 
 def stamp(sec: int, nanosec: int = 0) -> Time:

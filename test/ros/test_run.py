@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from spotvlm_ros.bags import moving_box_frames, write_image_bag
+from spotvlm_ros.io.bags import write_image_bag
+from spotvlm_ros.io.frame_sources import moving_box_frames
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from spotvlm_ros.bags import read_ground_truth, write_scene_bag
+from spotvlm_ros.io.bags import read_ground_truth, write_scene_bag
 from spotvlm_ros.scenes.make_bag import main as make_bag_main
 from spotvlm_ros.scenes.truth import sequence
 

@@ -35,3 +35,27 @@ def test_gap_table_compares_the_merged_halves_question_by_question(tmp_path):
     assert rows[2:] == ['| description (n=2) | -0.500 | 0.000 | nan | 0 | 2 |',
                         '| vqa (n=4) | +0.500 | 0.289 | 1.7 | 2 | 0 |',
                         '| all (n=6) | +0.167 | 0.279 | 0.6 | 2 | 2 |']
+
+
+def test_held_out_replies_are_scored_by_the_evaluators_scorer():
+    from types import SimpleNamespace
+
+    from spotvlm_ros.scenes.scoring import score_answer
+    from spotvlm_ros.scenes.truth import DESCRIPTION, frame_truth
+    from spotvlm_ros.scenes.world import sample_scene
+    from spotvlm_ros.training.evaluate import evaluate
+    from spotvlm_ros.training.pool import FPS, FRAME_H, FRAME_W
+
+    reply = 'red light, 3 vehicles, no pedestrian, limit 70, stop.'
+
+    class Fixed:
+        def answer(self, *args, **kwargs):
+            return SimpleNamespace(text=reply)
+
+    seed, frame = 4_000_123, 12
+    results = evaluate(Fixed(), Fixed(), [seed], [frame], 0.5, log=lambda m: None)
+    _, truth = frame_truth(sample_scene(seed), frame, FRAME_W, FRAME_H, FPS)
+    expected = [score_answer(qa.family, qa.answer, reply, (FRAME_W, FRAME_H))
+                for qa in truth.qa if qa.family == DESCRIPTION]
+    assert expected and 0.0 < expected[0] < 1.0  # ROUGE-L: partial credit
+    assert results['families']['edge alone'][DESCRIPTION] == expected

@@ -98,7 +98,7 @@ def test_weighted_loss_at_weight_one_is_the_models_own_loss(frame_and_truth, pro
 
 def test_a_zoomed_sample_keeps_its_answer_and_moves_its_box(frame_and_truth):
     from spotvlm_ros.training.samples import zoom_window, zoomable, zoomed
-    from spotvlm_ros.training.scoring import iou, split_reply
+    from spotvlm_ros.scenes.scoring import iou, split_reply
 
     frame, truth = frame_and_truth
     rng = np.random.default_rng(3)

@@ -24,7 +24,9 @@ from spotvlm_ros.cloud.grounding import GroundingError, parse_regions
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, GROUNDING_FORMATS, system_prompt
 from spotvlm_ros.cloud.structured import (RESPONSE_FORMATS, as_fenced, parse_structured,
                                           response_format)
-from spotvlm_ros.core.checks import non_negative, non_negative_int, positive, positive_int, require
+from spotvlm_ros.core.checks import (
+    boolean, non_negative, non_negative_int, one_of, positive, positive_int, require)
+from spotvlm_ros.core.settings import check_settings, setting
 from spotvlm_ros.core.types import CloudAnswer, Region
 
 log = logging.getLogger(__name__)
@@ -73,58 +75,74 @@ _MAX_BACKOFF_S = 8.0
 _ENV_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 
 
+def _http_url(name: str, value) -> None:
+    scheme = urlsplit(value).scheme if isinstance(value, str) else ''
+    require(scheme in ('http', 'https') and bool(urlsplit(value).netloc), name,
+            f'must be an http(s) URL, got {value!r}')
+
+
+def _served_model(name: str, value) -> None:
+    require(isinstance(value, str) and bool(value.strip()), name, 'must name the served model')
+
+
+def _env_name(name: str, value) -> None:
+    require(isinstance(value, str) and (value == '' or bool(_ENV_NAME.fullmatch(value))), name,
+            f'must be an environment variable name, got {value!r}')
+
+
+def _jpeg_quality(name: str, value) -> None:
+    require(isinstance(value, int) and 1 <= value <= 100, name,
+            f'must be an int in [1, 100], got {value!r}')
+
+
 @dataclass(frozen=True)
 class CloudClientConfig:
     """Where the cloud model is and how to talk to it; validated on construction."""
 
-    base_url: str = f'http://127.0.0.1:{DEFAULT_PORT}/v1'
-    model: str = DEFAULT_CLOUD_MODEL
-    api_key_env: str = 'SPOTVLM_CLOUD_API_KEY'  # name of the variable; '' sends no key
-    timeout_s: float = 10.0  # a request's whole life: queueing, attempts, backoff
-    max_in_flight: int = 4
-    jpeg_quality: int = 85
-    max_image_side: int = 1024
+    base_url: str = setting(
+        f'http://127.0.0.1:{DEFAULT_PORT}/v1', 'any OpenAI-compatible endpoint (vLLM, SGLang, '
+        'Ollama, the local `spotvlm cloud-server`)', _http_url)
+    model: str = setting(
+        DEFAULT_CLOUD_MODEL, 'model name to ask for; the local cloud server serves the trained '
+        'default cloud model under this name', _served_model)
+    api_key_env: str = setting(
+        'SPOTVLM_CLOUD_API_KEY', 'name of the environment variable holding the API key (the '
+        'key is never logged); empty: no key is sent', _env_name)
+    timeout_s: float = setting(
+        10.0, "seconds; a request's whole life: queueing, attempts, backoff", positive)
+    max_in_flight: int = setting(4, 'requests to the endpoint at once', positive_int)
+    jpeg_quality: int = setting(85, 'JPEG quality (1-100) of the keyframe sent', _jpeg_quality)
+    max_image_side: int = setting(
+        1024, 'pixels; the keyframe is shrunk to this long side before it is sent (at least 32 '
+        'and image_multiple)', positive_int)
     # Qwen2.5-VL resizes inputs to multiples of 28 px; sending that size already keeps its
     # pixel boxes in the frame of the image sent.
-    image_multiple: int = 28
-    retries: int = 2
-    backoff_s: float = 0.25
-    verify_tls: bool = True
-    grounding_format: str = FORMAT_PIXELS
-    max_reply_bytes: int = 256 * 1024
-    max_tokens: int = 256
-    # OpenAI response_format asked for: json_schema ({answer, regions}), json_object or none.
-    response_format: str = 'json_schema'
+    image_multiple: int = setting(
+        28, 'the keyframe is sent with sides that are multiples of this many pixels',
+        positive_int)
+    retries: int = setting(2, 'attempts after the first, for failures worth retrying',
+                           non_negative_int)
+    backoff_s: float = setting(0.25, 'seconds before the first retry; doubles per retry',
+                               non_negative)
+    verify_tls: bool = setting(True, "check the endpoint's TLS certificate", boolean)
+    grounding_format: str = setting(
+        FORMAT_PIXELS, 'how the model writes boxes: pixels (Qwen2.5-VL), grid1000 (Qwen2-VL, '
+        'Qwen3-VL) or normalized (0-1)', one_of(GROUNDING_FORMATS))
+    max_reply_bytes: int = setting(256 * 1024, 'a longer reply is refused (at least 1024)',
+                                   positive_int)
+    max_tokens: int = setting(256, 'max_tokens asked of the model per reply', positive_int)
+    response_format: str = setting(
+        'json_schema', 'the OpenAI response_format sent: json_schema (a strict schema for '
+        '{answer, regions: [{bbox_2d, label}]}), json_object, or none; the reply is read in '
+        'that form first, then as prose plus a ```json fence; only the short answer becomes '
+        'the history turn', one_of(RESPONSE_FORMATS))
 
     def __post_init__(self):
-        scheme = urlsplit(self.base_url).scheme if isinstance(self.base_url, str) else ''
-        require(scheme in ('http', 'https') and bool(urlsplit(self.base_url).netloc),
-                'base_url', f'must be an http(s) URL, got {self.base_url!r}')
-        require(isinstance(self.model, str) and bool(self.model.strip()), 'model',
-                'must name the served model')
-        require(isinstance(self.api_key_env, str)
-                and (self.api_key_env == '' or bool(_ENV_NAME.fullmatch(self.api_key_env))),
-                'api_key_env', f'must be an environment variable name, got {self.api_key_env!r}')
-        positive('timeout_s', self.timeout_s)
-        positive_int('max_in_flight', self.max_in_flight)
-        require(isinstance(self.jpeg_quality, int) and 1 <= self.jpeg_quality <= 100,
-                'jpeg_quality', f'must be an int in [1, 100], got {self.jpeg_quality!r}')
-        positive_int('image_multiple', self.image_multiple)
-        positive_int('max_image_side', self.max_image_side)
+        check_settings(self)
         require(self.max_image_side >= max(32, self.image_multiple), 'max_image_side',
                 f'must be >= 32 and >= image_multiple, got {self.max_image_side}')
-        non_negative_int('retries', self.retries)
-        non_negative('backoff_s', self.backoff_s)
-        require(isinstance(self.verify_tls, bool), 'verify_tls',
-                f'must be true or false, got {self.verify_tls!r}')
-        require(self.grounding_format in GROUNDING_FORMATS, 'grounding_format',
-                f'must be one of {GROUNDING_FORMATS}, got {self.grounding_format!r}')
-        positive_int('max_reply_bytes', self.max_reply_bytes)
         require(self.max_reply_bytes >= 1024, 'max_reply_bytes',
                 f'must be >= 1024, got {self.max_reply_bytes}')
-        positive_int('max_tokens', self.max_tokens)
-        require(self.response_format in RESPONSE_FORMATS, 'response_format',
-                f'must be one of {RESPONSE_FORMATS}, got {self.response_format!r}')
 
 
 class _Failure(Exception):

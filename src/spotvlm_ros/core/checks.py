@@ -53,3 +53,28 @@ def in_range(name: str, value: float, low: float, high: float, low_open: bool = 
     above = value > low if low_open else value >= low
     bracket = '(' if low_open else '['
     require(above and value <= high, name, f'must be in {bracket}{low}, {high}], got {value!r}')
+
+
+def boolean(name: str, value) -> None:
+    """Require true or false (no 0/1 or strings)."""
+    require(isinstance(value, bool), name, f'must be true or false, got {value!r}')
+
+
+def non_empty(name: str, value) -> None:
+    """Require a string with something besides blanks in it."""
+    require(isinstance(value, str) and bool(value.strip()), name, 'must not be empty')
+
+
+def one_of(choices: tuple):
+    """A check that requires one of `choices`."""
+    def check(name: str, value) -> None:
+        require(value in choices, name, f"must be one of {', '.join(map(str, choices))}, "
+                                        f'got {value!r}')
+    return check
+
+
+def between(low: float, high: float, low_open: bool = False):
+    """A check that requires a number in [low, high], or (low, high] when `low_open`."""
+    def check(name: str, value) -> None:
+        in_range(name, value, low, high, low_open)
+    return check

@@ -8,9 +8,10 @@ import threading
 from dataclasses import dataclass
 from typing import Optional
 
-from spotvlm_ros.core.checks import non_negative, positive, positive_int, require
+from spotvlm_ros.core.checks import boolean, non_negative, positive, positive_int
 from spotvlm_ros.core.compression import (
     DEFAULT_MAX_CHARS, TokenCounter, compress_answer, sanitize_cloud_text, word_count)
+from spotvlm_ros.core.settings import check_settings, setting
 from spotvlm_ros.core.types import SOURCE_CLOUD, CloudAnswer, HistoryTurn
 
 SOURCE_EDGE = 'edge'
@@ -20,22 +21,28 @@ SOURCE_EDGE = 'edge'
 class ContextConfig:
     """How much history the edge model sees, and how old it may be."""
 
-    max_age_s: float = 10.0  # a context older than this (at the answered frame) is dropped
-    max_turns: int = 3  # history turns per prompt; cloud turns are chosen first
-    own_history: bool = True  # keep the edge model's own answers, which cloud ones replace
-    budget_tokens: int = 48  # per answer, counted with the edge model's tokenizer
-    max_answer_chars: int = DEFAULT_MAX_CHARS  # cloud text is cut here before compression
-    match_tolerance_s: float = 0.005  # an edge answer this close to a keyframe is that frame's
-    capacity: int = 64  # entries kept per source; the oldest go first
+    max_age_s: float = setting(
+        10.0, 'seconds; an answer about a frame older than this (at the answered frame) is '
+        'dropped from the history', positive)
+    max_turns: int = setting(3, 'history turns per prompt; cloud turns are chosen first',
+                             positive_int)
+    own_history: bool = setting(
+        True, "the edge model's own answers (heard on answer) are its history until cloud "
+        'answers about their keyframe or a later one replace them', boolean)
+    budget_tokens: int = setting(
+        48, "tokens per history answer, counted with the edge model's tokenizer (the fuser's "
+        '`tokenizer`)', positive_int)
+    max_answer_chars: int = setting(
+        DEFAULT_MAX_CHARS, 'cloud text is cut at this many characters before compression',
+        positive_int)
+    match_tolerance_s: float = setting(
+        0.005, "seconds; an edge answer this close to a keyframe is that keyframe's answer",
+        non_negative)
+    capacity: int = setting(64, 'answers kept per source (cloud, edge); the oldest go first',
+                            positive_int)
 
     def __post_init__(self):
-        positive('max_age_s', self.max_age_s)
-        positive_int('max_turns', self.max_turns)
-        require(isinstance(self.own_history, bool), 'own_history', 'must be a bool')
-        positive_int('budget_tokens', self.budget_tokens)
-        positive_int('max_answer_chars', self.max_answer_chars)
-        non_negative('match_tolerance_s', self.match_tolerance_s)
-        positive_int('capacity', self.capacity)
+        check_settings(self)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from spotvlm_ros.core.checks import (
-    fraction, in_range, non_negative, positive, positive_int, require)
+    between, boolean, fraction, non_negative, positive, positive_int, require)
 from spotvlm_ros.core.compression import sanitize_label
 from spotvlm_ros.core.flow import propagate_regions
 from spotvlm_ros.core.images import resize_image
+from spotvlm_ros.core.settings import check_settings, setting
 from spotvlm_ros.core.regions import (
     Size, clip_regions, merge_regions, region_rank, scale_regions, widen_margin, widen_regions)
 from spotvlm_ros.core.types import (
@@ -36,47 +37,49 @@ __all__ = [
 class FocusConfig:
     """How cloud regions are mapped to the current frame and turned into a view plan."""
 
-    token_budget: int = 256  # visual tokens for the global view and all crops together
-    patch_px: int = 28  # pixels per visual token side (Qwen2.5-VL: 14 px patches, 2x2 merge)
-    min_pixels: int = QWEN2_5_VL_MIN_PIXELS  # the model's smallest image, in pixels
-    max_pixels: int = QWEN2_5_VL_MAX_PIXELS  # the model's largest image, in pixels
-    global_share: float = 0.5  # of the budget, for the global view when there are regions
-    max_crops: int = 3
-    crop_pad_frac: float = 0.1  # context around each region, per side, of its size
-    min_zoom: float = 1.25  # a crop must show its region this much sharper than the global view
-    max_upscale: float = 2.0  # a crop may be enlarged up to this much past its own pixels
-    max_regions: int = 20
-    min_box_px: float = 8.0  # boxes narrower or shorter than this are dropped
-    merge_overlap: float = 0.5  # intersection over the smaller box at which boxes merge
-    widen_frac_per_s: float = 0.03  # margin growth per second of age, of the frame's short side
-    widen_max_frac: float = 0.25  # the margin never grows past this share of the short side
-    use_flow: bool = True  # carry regions by optical flow when both images are at hand
-    flow_corners: int = 12  # corners tracked per region
-    flow_max_side: int = 320  # tracking runs on frames shrunk to this long side
-    flow_min_points: int = 4  # a region with fewer good tracks is widened instead
-    flow_max_fb_px: float = 1.0  # forward-backward error above which a track is dropped
+    token_budget: int = setting(
+        256, 'visual tokens for the global view and all crops together', positive_int)
+    patch_px: int = setting(
+        28, 'pixels per visual token side (Qwen2.5-VL: 14 px patches, 2x2 merge)', positive_int)
+    min_pixels: int = setting(QWEN2_5_VL_MIN_PIXELS, "the model's smallest image, in pixels",
+                              positive_int)
+    max_pixels: int = setting(QWEN2_5_VL_MAX_PIXELS, "the model's largest image, in pixels",
+                              positive_int)
+    global_share: float = setting(
+        0.5, 'share of the budget for the global view when there are regions', fraction)
+    max_crops: int = setting(3, 'crops (regions seen closer) at most', positive_int)
+    crop_pad_frac: float = setting(
+        0.1, 'context around each region, per side, as a share of its size', non_negative)
+    min_zoom: float = setting(
+        1.25, 'a crop must show its region at least this much sharper than the global view',
+        non_negative)
+    max_upscale: float = setting(
+        2.0, 'a crop may be enlarged up to this much past its own pixels', between(1.0, 8.0))
+    max_regions: int = setting(20, 'regions kept at most, best score first', positive_int)
+    min_box_px: float = setting(
+        8.0, 'pixels; boxes narrower or shorter than this are dropped', non_negative)
+    merge_overlap: float = setting(
+        0.5, 'intersection over the smaller box at which two boxes merge',
+        between(0.0, 1.0, low_open=True))
+    widen_frac_per_s: float = setting(
+        0.03, "margin a region not carried by optical flow grows per second of age, as a share "
+        "of the frame's short side", non_negative)
+    widen_max_frac: float = setting(
+        0.25, "the margin never grows past this share of the frame's short side", fraction)
+    use_flow: bool = setting(
+        True, 'carry regions from the keyframe by optical flow when both images are at hand',
+        boolean)
+    flow_corners: int = setting(12, 'corners tracked per region', positive_int)
+    flow_max_side: int = setting(
+        320, 'pixels; tracking runs on frames shrunk to this long side', positive_int)
+    flow_min_points: int = setting(
+        4, 'a region with fewer good tracks is widened instead', positive_int)
+    flow_max_fb_px: float = setting(
+        1.0, 'pixels; forward-backward error above which a track is dropped', positive)
 
     def __post_init__(self):
-        positive_int('token_budget', self.token_budget)
-        positive_int('patch_px', self.patch_px)
-        positive_int('min_pixels', self.min_pixels)
-        positive_int('max_pixels', self.max_pixels)
+        check_settings(self)
         require(self.max_pixels >= self.min_pixels, 'max_pixels', 'must be >= min_pixels')
-        fraction('global_share', self.global_share)
-        positive_int('max_crops', self.max_crops)
-        non_negative('crop_pad_frac', self.crop_pad_frac)
-        non_negative('min_zoom', self.min_zoom)
-        in_range('max_upscale', self.max_upscale, 1.0, 8.0)
-        positive_int('max_regions', self.max_regions)
-        non_negative('min_box_px', self.min_box_px)
-        in_range('merge_overlap', self.merge_overlap, 0.0, 1.0, low_open=True)
-        non_negative('widen_frac_per_s', self.widen_frac_per_s)
-        fraction('widen_max_frac', self.widen_max_frac)
-        require(isinstance(self.use_flow, bool), 'use_flow', 'must be a bool')
-        positive_int('flow_corners', self.flow_corners)
-        positive_int('flow_min_points', self.flow_min_points)
-        positive_int('flow_max_side', self.flow_max_side)
-        positive('flow_max_fb_px', self.flow_max_fb_px)
 
 
 def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_size: Size,

@@ -9,6 +9,7 @@ import numpy as np
 
 from spotvlm_ros.core.checks import (
     fraction, non_negative, positive, positive_int, require)
+from spotvlm_ros.core.settings import check_settings, setting
 
 CLOSED, OPEN, HALF_OPEN = 'closed', 'open', 'half_open'
 
@@ -17,28 +18,32 @@ CLOSED, OPEN, HALF_OPEN = 'closed', 'open', 'half_open'
 class KeyframeConfig:
     """When a frame is worth a cloud request, and how to back off while the cloud fails."""
 
-    max_in_flight: int = 1
-    min_interval_s: float = 0.5  # never two keyframes closer than this
-    max_interval_s: float = 5.0  # send at least this often, even if nothing changed
-    change_threshold: float = 0.08  # mean absolute change of the thumbnail, 0..1
-    thumb_width: int = 32  # the scene-change score compares thumbnails this small
-    thumb_height: int = 24
-    breaker_failures: int = 3  # consecutive failures that open the circuit
-    breaker_cooldown_s: float = 2.0  # first wait before a probe; doubles per failed probe
-    breaker_max_cooldown_s: float = 60.0
+    max_in_flight: int = setting(
+        1, 'keyframe requests waiting for the cloud at once; no keyframe is sent past this',
+        positive_int)
+    min_interval_s: float = setting(0.5, 'seconds; never two keyframes closer than this',
+                                    non_negative)
+    max_interval_s: float = setting(
+        5.0, 'seconds; a keyframe at least this often, even if nothing changed', positive)
+    change_threshold: float = setting(
+        0.08, 'scene change (mean absolute change of a thumbnail, 0..1) that makes a keyframe '
+        'between the two intervals', fraction)
+    thumb_width: int = setting(32, 'pixels; the scene-change score compares thumbnails this '
+                                   'small', positive_int)
+    thumb_height: int = setting(24, 'pixels; see thumb_width', positive_int)
+    breaker_failures: int = setting(
+        3, 'consecutive cloud failures that open the circuit breaker (no requests)',
+        positive_int)
+    breaker_cooldown_s: float = setting(
+        2.0, "seconds before the open breaker's first probe; doubles per failed probe (on the "
+        "bridge's monotonic clock, never on frame stamps)", positive)
+    breaker_max_cooldown_s: float = setting(60.0, 'seconds; the cooldown never grows past this',
+                                            positive)
 
     def __post_init__(self):
-        positive_int('max_in_flight', self.max_in_flight)
-        non_negative('min_interval_s', self.min_interval_s)
-        positive('max_interval_s', self.max_interval_s)
+        check_settings(self)
         require(self.max_interval_s >= self.min_interval_s, 'max_interval_s',
                 f'must be >= min_interval_s ({self.min_interval_s})')
-        fraction('change_threshold', self.change_threshold)
-        positive_int('thumb_width', self.thumb_width)
-        positive_int('thumb_height', self.thumb_height)
-        positive_int('breaker_failures', self.breaker_failures)
-        positive('breaker_cooldown_s', self.breaker_cooldown_s)
-        positive('breaker_max_cooldown_s', self.breaker_max_cooldown_s)
         require(self.breaker_max_cooldown_s >= self.breaker_cooldown_s,
                 'breaker_max_cooldown_s', f'must be >= breaker_cooldown_s '
                                           f'({self.breaker_cooldown_s})')

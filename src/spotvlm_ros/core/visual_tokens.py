@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 from spotvlm_ros.core.checks import positive_int, require
+from spotvlm_ros.core.settings import check_settings, setting
 
 QWEN2_5_VL_MIN_PIXELS = 56 * 56
 QWEN2_5_VL_MAX_PIXELS = 14 * 14 * 4 * 16384
 _MAX_DISTORTION = math.log(1.1)  # aspect change a fitted image may take to use its budget
 
 
+@dataclass(frozen=True)
 class VisualTokenCounter:
     """Visual tokens of an image in Qwen2.5-VL units: one per patch_px x patch_px after resize."""
 
-    def __init__(self, patch_px: int = 28, min_pixels: int = QWEN2_5_VL_MIN_PIXELS,
-                 max_pixels: int = QWEN2_5_VL_MAX_PIXELS):
-        positive_int('patch_px', patch_px)
-        positive_int('min_pixels', min_pixels)
-        require(max_pixels >= min_pixels, 'max_pixels', 'must be >= min_pixels')
-        self.patch_px = patch_px
-        self.min_pixels = min_pixels
-        self.max_pixels = max_pixels
+    patch_px: int = setting(28, 'pixels per visual token side', positive_int)
+    min_pixels: int = setting(QWEN2_5_VL_MIN_PIXELS, "the model's smallest image, in pixels",
+                              positive_int)
+    max_pixels: int = setting(QWEN2_5_VL_MAX_PIXELS, "the model's largest image, in pixels")
+
+    def __post_init__(self):
+        check_settings(self)
+        require(self.max_pixels >= self.min_pixels, 'max_pixels', 'must be >= min_pixels')
 
     def __call__(self, height: int, width: int) -> int:
         """Tokens the model spends on an image of this size."""

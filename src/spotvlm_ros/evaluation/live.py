@@ -1,12 +1,4 @@
-"""Live mode: the real nodes on a bag in real time, every answer recorded, turned into records.
-
-Per strategy, an AnswerRecorder (this process) records the edge answers and the ground-truth
-pass-through into ``out_dir/live/<strategy>`` while ``spotvlm run`` (a subprocess) replays the
-bag with the local cloud server on a trace; live_records() then turns that bag into the same
-AnswerRecords the offline simulator produces. image_source stamps a frame's ground truth like
-the frame (restamped or not), and an EdgeAnswer carries its frame's header: answers and
-ground truth match by stamp, exactly.
-"""
+"""Live mode: the real nodes on a bag in real time, as processes, their recorded answers turned into records."""
 
 from __future__ import annotations
 
@@ -22,13 +14,12 @@ from typing import Iterable, Mapping, Optional, Sequence, Union
 
 from spotvlm_ros.evaluation.records import NODE_STRATEGIES, AnswerRecord
 from spotvlm_ros.evaluation.replay import IMAGE_TOPIC
-from spotvlm_ros.nodes.recorder import ANSWER_TYPE, GROUND_TRUTH_TYPE, answer_typestore
+from spotvlm_ros.io.bags import ANSWER_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore
 
 log = logging.getLogger(__name__)
 
 SERVER_TRACE_DURATION_S = 600.0  # the cloud server's --trace-duration-s default
 DEFAULT_TIMEOUT_S = 600.0
-RUN_IMAGE_SUBSCRIBERS = 3  # image subscribers `spotvlm run` (with a cloud) waits for
 
 
 class LiveRunError(RuntimeError):
@@ -51,7 +42,7 @@ def read_answer_bag(path: Union[str, pathlib.Path]) -> tuple:
     """(ground truths, answers) of a recorded bag, each a list in log-time order."""
     from rosbags.rosbag2 import Reader
 
-    store = answer_typestore()
+    store = spotvlm_typestore()
     found = {GROUND_TRUTH_TYPE: [], ANSWER_TYPE: []}
     with Reader(pathlib.Path(path)) as reader:
         for conn, _, raw in reader.messages():
@@ -163,13 +154,13 @@ def trace_mean_delay_s(trace: str, trace_params=(), duration_s: float = 10.0,
 
 # running ----------------------------------------------------------------------------------
 def run_arguments(bag, question: str, strategy: str, trace: str, trace_params, edge_model,
-                  cloud_model, extra_params: Sequence[str] = (), seed: int = 0,
+                  cloud_model, record, extra_params: Sequence[str] = (), seed: int = 0,
                   grace_s: float = 3.0) -> list:
-    """`spotvlm run` arguments for one recorded run (extra_params: 'NODE:NAME=VALUE', after
-    ours, so they win)."""
+    """`spotvlm run` arguments for one run recorded into the bag `record` (extra_params:
+    'NODE:NAME=VALUE', after ours, so they win)."""
     args = ['--bag', str(pathlib.Path(bag).resolve()), '--seed', str(seed),
             '--grace', str(grace_s), '--cloud-model', str(pathlib.Path(cloud_model).resolve()),
-            '--trace', trace]
+            '--trace', trace, '--record', str(record)]
     for param in _trace_param_list(trace_params):
         args += ['--trace-param', param]
     params = [f'edge_node:strategy={strategy}',
@@ -177,8 +168,6 @@ def run_arguments(bag, question: str, strategy: str, trace: str, trace_params, e
               f'cloud_bridge:query={question}',
               f'edge_node:model.path={pathlib.Path(edge_model).resolve()}',
               f'image_source:source.image_topic={IMAGE_TOPIC}',
-              # the edge node, the fuser, the bridge, and the recorder
-              f'image_source:wait_for_subscribers={RUN_IMAGE_SUBSCRIBERS + 1}',
               *extra_params]
     for param in params:
         args += ['-p', param]
@@ -233,20 +222,22 @@ def run_live(bag: Union[str, pathlib.Path], out_dir: Union[str, pathlib.Path], q
              trace_name: Optional[str] = None, seed: int = 0, grace_s: float = 3.0) -> list:
     """Run the nodes live on `bag` once per strategy; every strategy's records, in order.
 
-    Each run's answers and ground truth are recorded into ``out_dir/live/<strategy>`` (an
-    existing bag there is replaced), its output into ``out_dir/live/<strategy>.{out,err}.log``.
-    trace_params: {'delay_s': 1.0} or ['delay_s=1.0']; trace_name (default: `trace`) names the
-    trace in the records; timeout_s bounds each strategy's run.
+    Each run (``spotvlm run --record``, a subprocess) records its answers and ground truth
+    into ``out_dir/live/<strategy>`` (an existing bag there is replaced), its output into
+    ``out_dir/live/<strategy>.{out,err}.log``. trace_params: {'delay_s': 1.0} or
+    ['delay_s=1.0']; trace_name (default: `trace`) names the trace in the records; timeout_s
+    bounds each strategy's run.
 
-    No extra wait for the recorder is needed: it subscribes before `spotvlm run` starts;
-    `spotvlm run` starts the image_source only after the edge node has loaded its model and its
-    answer publisher exists (long before the first answer, the recorder has matched it), and
-    the image_source, told to wait for one more image subscriber than the run's own nodes,
-    holds the first frame until the recorder's image subscription has matched too. The
-    ground truth is transient local: a subscription that matches a moment late still gets it.
+    image_source stamps a frame's ground truth like the frame (restamped or not), and an
+    EdgeAnswer carries its frame's header: answers and ground truth match by stamp, exactly.
+    No extra wait for the recorder is needed: `spotvlm run` starts it before any node, starts
+    the image_source only after the edge node has loaded its model and its answer publisher
+    exists (long before the first answer, the recorder has matched it), and the image_source,
+    told to wait for one more image subscriber than the run's own nodes, holds the first frame
+    until the recorder's image subscription has matched too. The ground truth is transient
+    local: a subscription that matches a moment late still gets it.
     """
-    from spotvlm_ros.bags import read_ground_truth
-    from spotvlm_ros.nodes.recorder import AnswerRecorder
+    from spotvlm_ros.io.bags import read_ground_truth
 
     bag = pathlib.Path(bag)
     for strategy in strategies:
@@ -264,18 +255,15 @@ def run_live(bag: Union[str, pathlib.Path], out_dir: Union[str, pathlib.Path], q
         if path.exists():
             shutil.rmtree(path)
         cmd = run_command(bag, question, strategy, trace, trace_params, edge_model, cloud_model,
-                          extra_params, seed, grace_s)
+                          path, extra_params, seed, grace_s)
         started = time.monotonic()
-        recorder = AnswerRecorder(path)
-        try:
-            _run_one(cmd, strategy, live_dir, timeout_s)
-        finally:
-            counts = recorder.close()
+        _run_one(cmd, strategy, live_dir, timeout_s)
+        recorded_truths, recorded_answers = read_answer_bag(path)
         log.info('live %s: %.1f s, %d answers, %d of %d ground-truth frames recorded', strategy,
-                 time.monotonic() - started, counts[ANSWER_TYPE], counts[GROUND_TRUTH_TYPE],
+                 time.monotonic() - started, len(recorded_answers), len(recorded_truths),
                  frames)
-        if counts[GROUND_TRUTH_TYPE] != frames:
+        if len(recorded_truths) != frames:
             log.warning('live %s: recorded the ground truth of %d of the bag\'s %d frames',
-                        strategy, counts[GROUND_TRUTH_TYPE], frames)
+                        strategy, len(recorded_truths), frames)
         records += live_records(path, name, mean_delay, strategy, question=question)
     return records

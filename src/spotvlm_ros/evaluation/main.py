@@ -202,7 +202,7 @@ def drive_bags(args) -> list:
     """The bags to replay: --bag ones, then the --seeds drives (generated once, then reused)."""
     bags = [Path(b) for b in args.bag or ([] if args.seeds else [DEFAULT_BAG])]
     if args.seeds:
-        from spotvlm_ros.bags import write_scene_bag
+        from spotvlm_ros.io.bags import write_scene_bag
         from spotvlm_ros.scenes.truth import sequence
 
         first, _, last = args.seeds.partition(':')

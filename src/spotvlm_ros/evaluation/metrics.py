@@ -1,4 +1,4 @@
-"""Scoring answer records and summarising them per (trace, strategy)."""
+"""Scoring answer records (by scenes.scoring) and summarising them per (trace, strategy)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Iterable, Optional
 import numpy as np
 
 from spotvlm_ros.evaluation.records import STRATEGIES, AnswerRecord
+from spotvlm_ros.scenes.scoring import score_answer
 from spotvlm_ros.scenes.truth import DESCRIPTION, FAMILIES, GROUNDING, VQA
-from spotvlm_ros.training.scoring import IOU_HIT, iou, normalise, split_reply
 
 # The columns of a summary row, in the order tables and CSV list them.
 SUMMARY_COLUMNS = (
@@ -20,52 +20,6 @@ SUMMARY_COLUMNS = (
 AGREEMENT_COLUMNS = ('trace', 'strategy', 'offline_acc_mean', 'live_acc_mean', 'difference',
                      'within')
 _ACC_COLUMN = {DESCRIPTION: 'acc_description', VQA: 'acc_vqa', GROUNDING: 'acc_grounding'}
-# Descriptions are comma-separated slots; their punctuation carries no words of its own.
-_WORD_PUNCTUATION = str.maketrans({',': ' ', '.': ' '})
-
-
-def words(text: str) -> list:
-    """A description's words: normalised, ',' and '.' made spaces, split on whitespace."""
-    return normalise(text).translate(_WORD_PUNCTUATION).split()
-
-
-def lcs_length(a: list, b: list) -> int:
-    """Length of the longest common subsequence of two word lists."""
-    previous = [0] * (len(b) + 1)
-    for x in a:
-        current = [0]
-        for j, y in enumerate(b):
-            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
-        previous = current
-    return previous[-1]
-
-
-def rouge_l(truth: list, answer: list) -> float:
-    """ROUGE-L F1 of two word lists (precision over the answer, recall over the truth)."""
-    common = lcs_length(truth, answer)
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(answer), common / len(truth)
-    return 2 * precision * recall / (precision + recall)
-
-
-def score_answer(family: str, truth: str, answer: str, size: tuple) -> float:
-    """Score of one reply against the truth in 0..1; `size` is the frame's (width, height)."""
-    if family not in FAMILIES:
-        raise ValueError(f'unknown family {family!r}; one of {FAMILIES}')
-    if not answer.strip():
-        return 0.0
-    short, regions = split_reply(answer, size)
-    if family == VQA:
-        return float(normalise(short) == normalise(truth))
-    if family == DESCRIPTION:
-        return rouge_l(words(truth), words(short))
-    _, truth_regions = split_reply(truth, size)
-    if not regions or not truth_regions:
-        return 0.0
-    said, true = regions[0], truth_regions[0]
-    overlap = iou((said.x1, said.y1, said.x2, said.y2), (true.x1, true.y1, true.x2, true.y2))
-    return float(overlap >= IOU_HIT)
 
 
 def score_record(record: AnswerRecord) -> AnswerRecord:

@@ -10,10 +10,10 @@ import dataclasses
 from typing import Sequence
 
 from spotvlm_ros.evaluation.replay import BagFrame, Question
+from spotvlm_ros.scenes.scoring import split_reply
 from spotvlm_ros.scenes.truth import (
     DESCRIPTION, GROUNDING, Q_ACTION, Q_COUNT, Q_DESCRIBE, Q_LIGHT, Q_LIMIT, Q_PEDESTRIAN, Q_WHERE,
     VQA)
-from spotvlm_ros.training.scoring import split_reply
 
 REFERENCE_CLOUD = 'cloud'
 REFERENCE_TRUTH = 'truth'

@@ -50,7 +50,7 @@ def load_bag(path, image_topic: str = IMAGE_TOPIC, truth_topic: str = TRUTH_TOPI
     `image_topic` '' finds the bag's one image topic; `need_truth` False reads a bag without
     ground truth (its frames then ask nothing).
     """
-    from spotvlm_ros.bags import read_ground_truth
+    from spotvlm_ros.io.bags import read_ground_truth
 
     truths = {}
     for msg in read_ground_truth(Path(path), truth_topic):
@@ -58,7 +58,7 @@ def load_bag(path, image_topic: str = IMAGE_TOPIC, truth_topic: str = TRUTH_TOPI
         truths[key] = tuple(Question(q.question, q.family, q.answer) for q in msg.qa)
     if not truths and need_truth:
         raise ValueError(f'bag {path} has no ground truth on {truth_topic}: nothing to score')
-    from spotvlm_ros.nodes.frame_sources import SourceError
+    from spotvlm_ros.io.frame_sources import SourceError
 
     try:
         return _frames(path, image_topic, truths, max_frames)
@@ -67,7 +67,7 @@ def load_bag(path, image_topic: str = IMAGE_TOPIC, truth_topic: str = TRUTH_TOPI
 
 
 def _frames(path, image_topic: str, truths: dict, max_frames: Optional[int]) -> list:
-    from spotvlm_ros.nodes.frame_sources import bag_frames
+    from spotvlm_ros.io.frame_sources import bag_frames
 
     frames, first = [], None
     for frame in bag_frames(str(path), image_topic, passthrough=False):

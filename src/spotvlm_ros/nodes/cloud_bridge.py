@@ -9,15 +9,15 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from spotvlm_msgs.msg import CloudContext
 
-from spotvlm_ros.cloud.client import SUPERSEDED, CloudClientConfig
+from spotvlm_ros.cloud.client import SUPERSEDED
 from spotvlm_ros.cloud.worker import CloudWorker
-from spotvlm_ros.core.keyframes import KeyframeConfig, KeyframePolicy
+from spotvlm_ros.core.keyframes import KeyframePolicy
 from spotvlm_ros.core.types import CloudAnswer
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (
     DiagnosticsPublisher, RollingStats, make_status, threshold_level, worst)
 from spotvlm_ros.nodes.images import frame_or_skip, subscribe_images
-from spotvlm_ros.nodes.params import declare, declare_config
+from spotvlm_ros.nodes.params import declare_node
 from spotvlm_ros.nodes.qos import CLOUD_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
 
@@ -27,15 +27,9 @@ class CloudBridge(Node):
 
     def __init__(self, **kwargs):
         super().__init__('cloud_bridge', **kwargs)
-        self.query = declare(self, 'query', 'What should the ego vehicle do now?',
-                             'question sent with every keyframe')
-        self.client_config = declare_config(self, 'cloud', CloudClientConfig)
-        self.keyframe_config = declare_config(self, 'keyframe', KeyframeConfig)
-        self.rtt_warn_s = declare(self, 'diagnostics.round_trip_warn_s', 6.0)
-        self.rtt_error_s = declare(self, 'diagnostics.round_trip_error_s', 15.0)
-        reliable = declare(self, 'image_reliable', False, 'subscribe to images as reliable')
-        self.policy = KeyframePolicy(self.keyframe_config)
-        self.worker = CloudWorker(self.client_config)
+        self.params = declare_node(self, 'cloud_bridge')
+        self.policy = KeyframePolicy(self.params.keyframe)
+        self.worker = CloudWorker(self.params.cloud)
         self._lock = threading.Lock()
         self._in_flight = 0
         self._seq = 0
@@ -44,12 +38,13 @@ class CloudBridge(Node):
                        'error': 0, 'superseded': 0}
         self._last_reason = 'no frame yet'
         self._pub = self.create_publisher(CloudContext, 'cloud_context', CLOUD_CONTEXT_QOS)
-        subscribe_images(self, self._on_image, image_qos(reliable))
+        subscribe_images(self, self.params.node.image_transport, self._on_image,
+                         image_qos(self.params.node.image_reliable))
         self._diag = DiagnosticsPublisher(self, 1.0, self._status)
-        self.get_logger().info(
-            f'cloud {self.client_config.base_url} model {self.client_config.model}; '
-            f'at most {self.keyframe_config.max_in_flight} in flight, keyframe every '
-            f'{self.keyframe_config.min_interval_s:g}-{self.keyframe_config.max_interval_s:g} s')
+        cloud, keyframe = self.params.cloud, self.params.keyframe
+        self.get_logger().info(f'cloud {cloud.base_url} model {cloud.model}; at most '
+                               f'{keyframe.max_in_flight} in flight, keyframe every '
+                               f'{keyframe.min_interval_s:g}-{keyframe.max_interval_s:g} s')
 
     def _on_image(self, msg: Image) -> None:
         self.counts['frames'] += 1
@@ -72,7 +67,7 @@ class CloudBridge(Node):
             seq = self._seq
         self.counts['sent'] += 1
         header = msg.header
-        self.worker.submit(frame, stamp, seq, self.query,
+        self.worker.submit(frame, stamp, seq, self.params.node.query,
                            callback=lambda answer: self._on_answer(answer, header.frame_id))
 
     def _on_answer(self, answer: CloudAnswer, frame_id: str) -> None:
@@ -105,7 +100,8 @@ class CloudBridge(Node):
         failures = self.counts['timeout'] + self.counts['error']
         with self._lock:
             breaker = self.policy.breaker.describe(time.monotonic())
-        level = threshold_level(p95, self.rtt_warn_s, self.rtt_error_s)
+        level = threshold_level(p95, self.params.diagnostics.round_trip_warn_s,
+                                self.params.diagnostics.round_trip_error_s)
         if failures and not self.counts['ok']:
             level = worst(level, threshold_level(failures, 1, 10))
         if 'open' in breaker:

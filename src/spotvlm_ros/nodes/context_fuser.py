@@ -12,15 +12,14 @@ from sensor_msgs.msg import Image
 from spotvlm_msgs.msg import CloudContext, EdgeAnswer, FusedContext
 
 from spotvlm_ros.core.composition import fuse
-from spotvlm_ros.core.context import ContextConfig, ContextStore
-from spotvlm_ros.core.focus import FocusConfig
+from spotvlm_ros.core.context import ContextStore
 from spotvlm_ros.core.images import shrink
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (DiagnosticsPublisher, make_status, threshold_level)
 from spotvlm_ros.models.base import ModelLoadError
 from spotvlm_ros.models.tokens import token_counter
 from spotvlm_ros.nodes.images import frame_or_skip, subscribe_images
-from spotvlm_ros.nodes.params import ParameterError, declare, declare_config, require
+from spotvlm_ros.nodes.params import ParameterError, declare_node
 from spotvlm_ros.nodes.qos import ANSWER_QOS, CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
 
@@ -30,28 +29,14 @@ class ContextFuser(Node):
 
     def __init__(self, **kwargs):
         super().__init__('context_fuser', **kwargs)
-        self.context_config = declare_config(self, 'context', ContextConfig)
-        self.focus_config = declare_config(self, 'focus', FocusConfig)
-        self.ring_size = declare(self, 'frame_ring_size', 30,
-                                 'recent frames kept to find a keyframe for optical flow')
-        self.min_period_s = declare(self, 'min_publish_period_s', 0.1,
-                                    'fused contexts are published at most this often per frame')
-        self.age_warn_s = declare(self, 'diagnostics.context_age_warn_s', 8.0)
-        self.age_error_s = declare(self, 'diagnostics.context_age_error_s', 30.0)
-        reliable = declare(self, 'image_reliable', False, 'subscribe to images as reliable')
-        require(self.ring_size >= 1, 'frame_ring_size', f'must be >= 1, got {self.ring_size}')
-        require(self.min_period_s >= 0, 'min_publish_period_s', 'must be >= 0')
-
+        self.params = declare_node(self, 'context_fuser')
         # Budgets count the edge model's own tokens (a number is one token per digit).
-        tokenizer = declare(self, 'tokenizer', '',
-                            "the edge model's checkpoint ('tiny' or a folder): answers are "
-                            'compressed in its tokens; empty: in words')
         try:
-            count_tokens = token_counter(tokenizer)
+            count_tokens = token_counter(self.params.node.tokenizer)
         except ModelLoadError as err:
             raise ParameterError(f'tokenizer: {err}') from None
-        self.store = ContextStore(self.context_config, count_tokens)
-        self._frames: collections.deque = collections.deque(maxlen=self.ring_size)
+        self.store = ContextStore(self.params.context, count_tokens)
+        self._frames: collections.deque = collections.deque(maxlen=self.params.node.frame_ring_size)
         self._lock = threading.Lock()
         self._last_publish: Optional[float] = None
         self._first_stamp: Optional[float] = None
@@ -59,15 +44,17 @@ class ContextFuser(Node):
         self.counts = {'frames': 0, 'bad_frames': 0, 'contexts': 0, 'failed_contexts': 0,
                        'edge_answers': 0, 'published': 0}
         self._pub = self.create_publisher(FusedContext, 'fused_context', FUSED_CONTEXT_QOS)
-        subscribe_images(self, self._on_image, image_qos(reliable))
+        subscribe_images(self, self.params.node.image_transport, self._on_image,
+                         image_qos(self.params.node.image_reliable))
         self.create_subscription(CloudContext, 'cloud_context', self._on_cloud,
                                  CLOUD_CONTEXT_QOS)
         # The edge's own answers are its history until a cloud answer replaces them.
         self.create_subscription(EdgeAnswer, 'answer', self._on_answer, ANSWER_QOS)
         self._diag = DiagnosticsPublisher(self, 1.0, self._status)
         self.get_logger().info(
-            f'fusing cloud contexts: max age {self.context_config.max_age_s:.1f} s, '
-            f'{self.context_config.max_turns} turns, ring of {self.ring_size} frames')
+            f'fusing cloud contexts: max age {self.params.context.max_age_s:.1f} s, '
+            f'{self.params.context.max_turns} turns, '
+            f'ring of {self.params.node.frame_ring_size} frames')
 
     def _on_image(self, msg: Image) -> None:
         frame = frame_or_skip(self, msg, self.counts)
@@ -76,7 +63,7 @@ class ContextFuser(Node):
         stamp = convert.to_sec(msg.header.stamp)
         # Keyframes are only tracked at flow resolution: the ring keeps them that small, so
         # its memory does not grow with the camera's (30 4K frames would be 750 MB).
-        small = shrink(frame, self.focus_config.flow_max_side)
+        small = shrink(frame, self.params.focus.flow_max_side)
         with self._lock:
             if self._frames and stamp < self._frames[-1][0]:
                 self.get_logger().warning(f'time went back {self._frames[-1][0] - stamp:.3f} s:'
@@ -90,7 +77,8 @@ class ContextFuser(Node):
             self._frames.append((stamp, msg.header, small))
             self._newest = (stamp, msg.header, frame)
         self.counts['frames'] += 1
-        if self._last_publish is None or stamp - self._last_publish >= self.min_period_s:
+        period = self.params.node.min_publish_period_s
+        if self._last_publish is None or stamp - self._last_publish >= period:
             self._publish()
 
     def _on_cloud(self, msg: CloudContext) -> None:
@@ -125,7 +113,7 @@ class ContextFuser(Node):
         """The fused context for the frame at `stamp`."""
         newest = self.store.newest_cloud(stamp)
         key = self._keyframe_image(newest.keyframe_stamp) if newest is not None else None
-        fused = fuse(self.store, stamp, (frame.shape[1], frame.shape[0]), self.focus_config,
+        fused = fuse(self.store, stamp, (frame.shape[1], frame.shape[0]), self.params.focus,
                      key_image=key, cur_image=frame)
         return convert.fused_to_msg(fused, header)
 
@@ -140,15 +128,16 @@ class ContextFuser(Node):
         self.counts['published'] += 1
 
     def _status(self):
+        diag = self.params.diagnostics
         newest = self._newest_frame()
         age = self.store.newest_age(newest[0]) if newest else None
         if age is None and newest is not None and self._first_stamp is not None:
             # No context at all is as bad as one that old: it is the cloud-down signal.
             waited = newest[0] - self._first_stamp
-            level = threshold_level(waited, self.age_warn_s, self.age_error_s)
+            level = threshold_level(waited, diag.context_age_warn_s, diag.context_age_error_s)
             message = f'no cloud context for {waited:.1f} s'
         else:
-            level = threshold_level(age, self.age_warn_s, self.age_error_s)
+            level = threshold_level(age, diag.context_age_warn_s, diag.context_age_error_s)
             message = 'no frame yet' if age is None else f'context age {age:.1f} s'
         return make_status(self, level, message, {'context_age_s': age, **self.counts})
 

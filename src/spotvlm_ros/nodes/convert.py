@@ -1,7 +1,8 @@
-"""Core types <-> spotvlm_msgs, and stamps <-> float seconds. No logic beyond the mapping."""
+"""Core types <-> spotvlm_msgs, stamps <-> float seconds, type names -> message classes."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Iterable, Optional
 
 from builtin_interfaces.msg import Time
@@ -14,6 +15,16 @@ from spotvlm_ros.core.types import CloudAnswer, HistoryTurn, Region
 _STATUS_TO_MSG = {'ok': CloudContext.STATUS_OK, 'timeout': CloudContext.STATUS_TIMEOUT,
                   'error': CloudContext.STATUS_ERROR}
 _STATUS_FROM_MSG = {v: k for k, v in _STATUS_TO_MSG.items()}
+
+
+def message_class(type_name: str):
+    """The message class for 'pkg/msg/Name' (or 'pkg/action/Name_Part')."""
+    package, kind, name = type_name.split('/')
+    module = importlib.import_module(f'{package}.{kind}')
+    if kind == 'action' and not hasattr(module, name):
+        action, part = name.rsplit('_', 1)  # Ask_Feedback is Ask.Feedback
+        return getattr(getattr(module, action), part)
+    return getattr(module, name)
 
 
 def to_sec(stamp: Time) -> float:

@@ -1,7 +1,7 @@
 """edge_node: answers the latest camera frame with the edge SVLM, using the fused context.
 
 A lifecycle node: the model loads on configure, answers flow while active. Inference runs on
-a worker thread of its own, never on the executor (see the README's executor note).
+a worker thread of its own, never on the executor (see docs/architecture.md, executor note).
 """
 
 from __future__ import annotations
@@ -22,20 +22,18 @@ from spotvlm_msgs.msg import EdgeAnswer, FusedContext
 from std_msgs.msg import String
 
 from spotvlm_ros.core.calibration import CalibrationTable, choose_source
-from spotvlm_ros.core.composition import AUTO, CLOUD_LATEST, NODE_STRATEGIES, edge_inputs
+from spotvlm_ros.core.composition import AUTO, CLOUD_LATEST, edge_inputs
 from spotvlm_ros.core.types import SOURCE_CLOUD
-from spotvlm_ros.core.focus import FocusConfig
 from spotvlm_ros.models.base import EdgeBackend, ModelLoadError
-from spotvlm_ros.models.factory import KINDS, make_backend
+from spotvlm_ros.models.factory import make_backend
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (
     DiagnosticsPublisher, RollingStats, make_status, threshold_level, worst)
 from spotvlm_ros.nodes.images import frame_or_skip, subscribe_images
-from spotvlm_ros.nodes.params import declare, declare_config, require
+from spotvlm_ros.nodes.params import declare_node
 from spotvlm_ros.nodes.qos import ANSWER_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
-from spotvlm_ros.share import (
-    DEFAULT_CALIBRATION, DEFAULT_EDGE_CHECKPOINT, resolve as resolve_share_path)
+from spotvlm_ros.share import resolve as resolve_share_path
 
 TINY_MODEL = 'tiny'  # model.path value: the project's offline tiny checkpoint, built on demand
 # A frame this much older than the newest one is a clock that went back (a looping bag), not
@@ -61,40 +59,9 @@ class EdgeNode(LifecycleNode):
 
     def __init__(self, **kwargs):
         super().__init__('edge_node', **kwargs)
-        self.query = declare(self, 'query', 'What should the ego vehicle do now?',
-                             'standing question asked about every frame')
-        self.strategy = declare(self, 'strategy', 'context_transfer',
-                                f'one of {", ".join(NODE_STRATEGIES)}')
-        self.model_kind = declare(self, 'model.kind', 'transformers', f'one of {KINDS}')
-        self.model_path = declare(self, 'model.path', DEFAULT_EDGE_CHECKPOINT,
-                                  "checkpoint folder, package://PKG/path or hub id; 'tiny' builds "
-                                  "the offline random-weight one")
-        self.model_device = declare(self, 'model.device', 'auto', "'auto', 'cpu', 'cuda', 'cuda:N'")
-        self.model_dtype = declare(self, 'model.dtype', 'auto', "'auto', 'float32', 'float16', 'bfloat16'")
-        self.max_new_tokens = declare(self, 'model.max_new_tokens', 24)
-        self.system_prompt = declare(self, 'model.system_prompt', '', 'empty: the backend default')
-        self.focus_config = declare_config(self, 'focus', FocusConfig)
-        self.calibration_path = declare(
-            self, 'auto.calibration', DEFAULT_CALIBRATION,
-            "strategy 'auto': its table of expected accuracy per source, question and context "
-            'age (spotvlm calibrate)')
-        self.auto_activate = declare(self, 'auto_activate', True,
-                                     'configure and activate at start')
-        self.infer_warn_s = declare(self, 'diagnostics.inference_warn_s', 2.0)
-        self.infer_error_s = declare(self, 'diagnostics.inference_error_s', 10.0)
-        self.drop_warn = declare(self, 'diagnostics.drop_ratio_warn', 0.9,
-                                 'dropped/received frames above which the node warns')
-        reliable = declare(self, 'image_reliable', False, 'subscribe to images as reliable')
-        self.context_max_age_s = declare(
-            self, 'context.max_age_s', 10.0,
-            'a fused context older than this (answered frame minus the frame it was fused '
-            'for, or its source keyframe) is not used: the fuser may have died')
-        require(self.context_max_age_s > 0, 'context.max_age_s',
-                f'must be > 0, got {self.context_max_age_s}')
-        require(self.strategy in NODE_STRATEGIES, 'strategy',
-                f"'{self.strategy}' is not one of {', '.join(NODE_STRATEGIES)}")
-        require(self.model_kind in KINDS, 'model.kind', f"'{self.model_kind}' is not one of {KINDS}")
-        require(self.max_new_tokens >= 1, 'model.max_new_tokens', 'must be >= 1')
+        self.params = declare_node(self, 'edge_node')
+        self.strategy = self.params.node.strategy
+        self.query = self.params.node.query  # the query topic changes it at run time
 
         self.backend: Optional[EdgeBackend] = None
         self.calibration: Optional[CalibrationTable] = None
@@ -113,7 +80,8 @@ class EdgeNode(LifecycleNode):
         self._dropped_since_answer = 0
         self._answers = None
         self._group = ReentrantCallbackGroup()
-        subscribe_images(self, self._on_image, image_qos(reliable), callback_group=self._group)
+        subscribe_images(self, self.params.node.image_transport, self._on_image,
+                         image_qos(self.params.node.image_reliable), callback_group=self._group)
         self.create_subscription(FusedContext, 'fused_context', self._on_context,
                                  FUSED_CONTEXT_QOS, callback_group=self._group)
         self.create_subscription(String, 'query', self._on_query, 10, callback_group=self._group)
@@ -126,13 +94,14 @@ class EdgeNode(LifecycleNode):
     # lifecycle ------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         model = str(self._resolve_model())
-        self.get_logger().info(f'loading {self.model_kind} model {model} '
-                               f'(device {self.model_device}, dtype {self.model_dtype})')
+        wanted = self.params.model
+        self.get_logger().info(f'loading {wanted.kind} model {model} '
+                               f'(device {wanted.device}, dtype {wanted.dtype})')
         try:
             if self.strategy == AUTO:
                 self.calibration = CalibrationTable.load(
-                    resolve_share_path(self.calibration_path))
-            self.backend = make_backend(self.model_kind, **self._backend_params(model))
+                    resolve_share_path(self.params.auto.calibration))
+            self.backend = make_backend(self.params.model.kind, **self._backend_params(model))
         except (ModelLoadError, ValueError, OSError) as err:
             self.get_logger().error(f'model did not load: {err}')
             return TransitionCallbackReturn.FAILURE
@@ -292,7 +261,7 @@ class EdgeNode(LifecycleNode):
     def _source(self, query: str, fused, stamp: float) -> tuple:
         """(the source answering this frame, the newest cloud turn about `query` if any)."""
         turns = [t for t in (fused.turns if fused else ()) if t.source == SOURCE_CLOUD
-                 and t.query == query and 0 <= stamp - t.source_stamp <= self.context_max_age_s]
+                 and t.query == query and 0 <= stamp - t.source_stamp <= self.params.context.max_age_s]
         newest = max(turns, key=lambda t: t.source_stamp, default=None)
         if self.strategy != AUTO:
             return self.strategy, newest
@@ -302,10 +271,10 @@ class EdgeNode(LifecycleNode):
 
     def _model_answer(self, job: Job, source: str, fused, stamp: float) -> EdgeAnswer:
         """The edge model's answer under `source`'s inputs."""
-        inputs = edge_inputs(source, fused, job.frame, stamp, self.focus_config,
-                             self.context_max_age_s)
+        inputs = edge_inputs(source, fused, job.frame, stamp, self.params.focus,
+                             self.params.context.max_age_s)
         result = self.backend.answer(job.frame, job.query, inputs.turns, inputs.focus,
-                                     self.system_prompt or None, job.on_text)
+                                     self.params.model.system_prompt or None, job.on_text)
         self.inference.add(result.timings.total_s)
         age = inputs.context_age_s
         return EdgeAnswer(
@@ -324,7 +293,7 @@ class EdgeNode(LifecycleNode):
         if context is None:
             return None
         age = stamp - convert.to_sec(context.header.stamp)
-        stale = age > self.context_max_age_s
+        stale = age > self.params.context.max_age_s
         with self._cond:
             was_stale = self._stale_since
             if not stale:
@@ -334,22 +303,23 @@ class EdgeNode(LifecycleNode):
         if stale and was_stale is None:
             self.get_logger().warning(
                 f'fused context is {age:.1f} s old (context.max_age_s '
-                f'{self.context_max_age_s:g}): answering without it until a new one comes')
+                f'{self.params.context.max_age_s:g}): answering without it until a new one comes')
         return None if stale else context
 
     # misc -----------------------------------------------------------------------------
     def _resolve_model(self):
-        if self.model_path != TINY_MODEL:
-            return resolve_share_path(self.model_path)  # package://... -> its share file
+        if self.params.model.path != TINY_MODEL:
+            return resolve_share_path(self.params.model.path)  # package://... -> its share file
         from spotvlm_ros.models.tiny import tiny_checkpoint
 
         return tiny_checkpoint()
 
     def _backend_params(self, model: str) -> dict:
-        params = {'model': model, 'device': self.model_device, 'dtype': self.model_dtype,
-                  'max_new_tokens': self.max_new_tokens}
-        if self.model_kind == 'transformers':
-            params['name'] = self.model_path
+        wanted = self.params.model
+        params = {'model': model, 'device': wanted.device, 'dtype': wanted.dtype,
+                  'max_new_tokens': wanted.max_new_tokens}
+        if self.params.model.kind == 'transformers':
+            params['name'] = self.params.model.path
         return params
 
     def _status(self):
@@ -357,8 +327,9 @@ class EdgeNode(LifecycleNode):
         p50, p95 = self.inference.percentile(50), self.inference.percentile(95)
         received = max(1, self.counts['received'])
         drop_ratio = self.counts['dropped'] / received
-        level = worst(threshold_level(p95, self.infer_warn_s, self.infer_error_s),
-                      threshold_level(drop_ratio, self.drop_warn, 2.0))
+        diag = self.params.diagnostics
+        level = worst(threshold_level(p95, diag.inference_warn_s, diag.inference_error_s),
+                      threshold_level(drop_ratio, diag.drop_ratio_warn, 2.0))
         context = self._context
         age = context.newest_age_s if context is not None and context.newest_age_s >= 0 else None
         with self._cond:
@@ -367,18 +338,19 @@ class EdgeNode(LifecycleNode):
             level, message = DiagnosticStatus.ERROR, 'model not loaded'
         elif stale_since is not None:
             level = worst(level, DiagnosticStatus.WARN)
-            message = (f'context stale: no fused context within {self.context_max_age_s:g} s '
-                       f'(fuser down?); answering without context')
+            message = (f'context stale: no fused context within '
+                       f'{self.params.context.max_age_s:g} s (fuser down?); answering without '
+                       'context')
         else:
             message = f'answering, inference p50 {p50 or 0:.3f} s'
         return make_status(self, level, message, {
-            'model_loaded': loaded, 'model': self.model_path, 'strategy': self.strategy,
+            'model_loaded': loaded, 'model': self.params.model.path, 'strategy': self.strategy,
             'inference_p50_s': p50, 'inference_p95_s': p95, 'drop_ratio': drop_ratio,
             'context_age_s': age, 'context_stale': stale_since is not None, **self.counts})
 
 
 def _auto_activate(node: EdgeNode) -> None:
-    if not node.auto_activate:
+    if not node.params.node.auto_activate:
         return
     if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
         raise SystemExit(1)

@@ -14,15 +14,13 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
 from spotvlm_ros.nodes import convert
-from spotvlm_ros.nodes.echo import message_class
-from spotvlm_ros.nodes.frame_sources import (
+from spotvlm_ros.io.frame_sources import (
     Frame, SourceError, bag_frames, bag_image_topic, bag_topics, capture_frames, folder_frames)
 from spotvlm_ros.nodes.images import rgb_to_image
-from spotvlm_ros.nodes.params import declare, require
+from spotvlm_ros.nodes.params import declare_node
 from spotvlm_ros.nodes.qos import PASSTHROUGH_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
 
-KINDS = ('folder', 'video', 'camera', 'bag')
 RESTAMP_MEMORY = 64  # recorded times whose new stamp is kept for the messages recorded with them
 
 
@@ -31,33 +29,13 @@ class ImageSource(Node):
 
     def __init__(self, **kwargs):
         super().__init__('image_source', **kwargs)
-        self.kind = declare(self, 'source.kind', 'bag', f'one of {", ".join(KINDS)}')
-        self.path = declare(self, 'source.path', '', 'folder, video file, camera index/URL, or bag')
-        self.image_topic = declare(self, 'source.image_topic', '',
-                                   "image topic inside the bag; '' = its only image topic")
-        self.rate_hz = declare(self, 'rate_hz', 10.0, 'frame rate for folder/video/camera')
-        self.rate_factor = declare(self, 'rate_factor', 1.0, 'bag playback speed')
-        self.loop = declare(self, 'loop', False, 'start again at the end')
-        self.frame_id = declare(self, 'frame_id', 'camera', 'header.frame_id of published images')
-        self.restamp = declare(self, 'restamp', True,
-                               'stamp frames with the publish time (false: recorded time)')
-        self.passthrough = declare(self, 'passthrough', True,
-                                   "republish the bag's other topics (ground truth) unchanged")
-        self.compressed = declare(self, 'publish_compressed', False,
-                                  'also publish image/compressed (JPEG)')
-        reliable = declare(self, 'image_reliable', False, 'publish images as reliable')
-        self.wait_subscribers = declare(self, 'wait_for_subscribers', 0,
-                                        'hold the first frame until this many subscribers match')
-        self.wait_timeout_s = declare(self, 'wait_timeout_s', 30.0)
-        require(self.kind in KINDS, 'source.kind', f"'{self.kind}' is not one of {', '.join(KINDS)}")
-        require(bool(self.path), 'source.path', 'must name the source')
-        require(self.rate_hz > 0, 'rate_hz', 'must be > 0')
-        require(self.rate_factor > 0, 'rate_factor', 'must be > 0')
+        self.params = declare_node(self, 'image_source')
+        self.image_topic = self.params.source.image_topic  # a bag's only image topic when empty
 
-        self._pub = self.create_publisher(Image, 'image', image_qos(reliable))
-        self._pub_compressed = (self.create_publisher(CompressedImage, 'image/compressed',
-                                                      image_qos(reliable))
-                                if self.compressed else None)
+        qos = image_qos(self.params.node.image_reliable)
+        self._pub = self.create_publisher(Image, 'image', qos)
+        self._pub_compressed = (self.create_publisher(CompressedImage, 'image/compressed', qos)
+                                if self.params.node.publish_compressed else None)
         self._passthrough_pubs: dict = {}
         self._restamps: collections.OrderedDict = collections.OrderedDict()
         self.published = 0
@@ -68,37 +46,40 @@ class ImageSource(Node):
 
     def frames(self) -> Iterator[Frame]:
         """The source's frames, once."""
-        if self.kind == 'folder':
-            return folder_frames(self.path)
-        if self.kind == 'bag':
-            return bag_frames(self.path, self.image_topic, self.passthrough)
-        return capture_frames(self.path)
+        if self.params.source.kind == 'folder':
+            return folder_frames(self.params.source.path)
+        if self.params.source.kind == 'bag':
+            return bag_frames(self.params.source.path, self.image_topic,
+                              self.params.node.passthrough)
+        return capture_frames(self.params.source.path)
 
     def _await_subscribers(self) -> None:
-        deadline = time.monotonic() + self.wait_timeout_s
-        while self._pub.get_subscription_count() < self.wait_subscribers:
+        deadline = time.monotonic() + self.params.node.wait_timeout_s
+        while self._pub.get_subscription_count() < self.params.node.wait_for_subscribers:
             if time.monotonic() > deadline:
                 self.get_logger().warning(
                     f'starting with {self._pub.get_subscription_count()} of '
-                    f'{self.wait_subscribers} subscribers after {self.wait_timeout_s:g} s')
+                    f'{self.params.node.wait_for_subscribers} subscribers after '
+                    f'{self.params.node.wait_timeout_s:g} s')
                 return
             if self._stop.wait(0.05):
                 return
 
     def _play(self) -> None:
         try:
-            if self.kind == 'bag':
-                self.image_topic = bag_image_topic(self.path, self.image_topic)
-                self.get_logger().info(f'playing image topic {self.image_topic} of {self.path}')
-            if self.kind == 'bag' and self.passthrough:
+            if self.params.source.kind == 'bag':
+                self.image_topic = bag_image_topic(self.params.source.path, self.image_topic)
+                self.get_logger().info(
+                    f'playing image topic {self.image_topic} of {self.params.source.path}')
+            if self.params.source.kind == 'bag' and self.params.node.passthrough:
                 # Made before the wait, so they are discovered along with the image topic and
                 # the bag's first ground-truth messages are not lost to a late match.
-                for topic, msgtype in bag_topics(self.path, self.image_topic):
+                for topic, msgtype in bag_topics(self.params.source.path, self.image_topic):
                     self._passthrough_publisher(topic, msgtype)
             self._await_subscribers()
             for lap in itertools.count():
                 self._play_once(lap)
-                if not self.loop or self._stop.is_set():
+                if not self.params.node.loop or self._stop.is_set():
                     break
             self.get_logger().info(f'source ended after {self.published} frames')
         except SourceError as err:
@@ -113,10 +94,10 @@ class ImageSource(Node):
         start_rec = None
         for index, frame in enumerate(self.frames()):
             if frame.time_s is None:
-                due = index / self.rate_hz
+                due = index / self.params.node.rate_hz
             else:
                 start_rec = frame.time_s if start_rec is None else start_rec
-                due = (frame.time_s - start_rec) / self.rate_factor
+                due = (frame.time_s - start_rec) / self.params.node.rate_factor
             if self._stop.wait(max(0.0, start_wall + due - time.monotonic())):
                 return
             if frame.topic:
@@ -131,7 +112,7 @@ class ImageSource(Node):
         restamping, so a frame and the messages recorded with it keep one stamp."""
         if time_s is None:
             return self.get_clock().now().to_msg()
-        if not self.restamp:
+        if not self.params.node.restamp:
             return convert.to_stamp(time_s)
         stamp = self._restamps.get(time_s)
         if stamp is None:
@@ -142,7 +123,7 @@ class ImageSource(Node):
 
     def _publish(self, frame: Frame) -> None:
         msg = rgb_to_image(frame.rgb)
-        msg.header.frame_id = self.frame_id
+        msg.header.frame_id = self.params.node.frame_id
         msg.header.stamp = self._stamp_for(frame.time_s)
         self._pub.publish(msg)
         if self._pub_compressed is not None:
@@ -159,7 +140,7 @@ class ImageSource(Node):
         pub = self._passthrough_publisher(frame.topic, frame.msgtype)
         if not pub:
             return
-        if not self.restamp:
+        if not self.params.node.restamp:
             pub.publish(frame.raw)
             return
         # Restamped like the frame recorded with it, so consumers (the evaluator's ground
@@ -174,7 +155,7 @@ class ImageSource(Node):
         pub = self._passthrough_pubs.get(topic)
         if pub is None:
             try:
-                pub = self.create_publisher(message_class(msgtype), topic.lstrip('/'),
+                pub = self.create_publisher(convert.message_class(msgtype), topic.lstrip('/'),
                                             PASSTHROUGH_QOS)
             except (ImportError, AttributeError, ValueError):
                 self.get_logger().warning(f'not passing {topic}: unknown type {msgtype}')

@@ -1,4 +1,4 @@
-"""sensor_msgs/Image <-> numpy, with a clear error for every malformed image."""
+"""sensor_msgs Image and CompressedImage subscriptions and messages for the nodes."""
 
 from __future__ import annotations
 
@@ -7,82 +7,22 @@ from typing import Optional
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
-# encoding -> (channels, channel order to reach RGB)
-_ENCODINGS = {
-    'rgb8': (3, None),
-    'bgr8': (3, [2, 1, 0]),
-    'rgba8': (4, [0, 1, 2]),
-    'bgra8': (4, [2, 1, 0]),
-    'mono8': (1, None),
-}
-MAX_SIDE = 8192  # larger frames are refused: no VLM here needs them, and they cost memory
-IMAGE_TRANSPORTS = ('raw', 'compressed')  # as image_transport names them
-
-
-class ImageError(ValueError):
-    """An Image message that cannot be turned into an RGB frame; says why."""
-
-
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """An HxWx3 uint8 RGB array from an Image message; raises ImageError when malformed."""
-    if msg.encoding not in _ENCODINGS:
-        raise ImageError(f"unsupported encoding '{msg.encoding}' (supported: "
-                         f"{', '.join(sorted(_ENCODINGS))})")
-    channels, order = _ENCODINGS[msg.encoding]
-    height, width, step = msg.height, msg.width, msg.step
-    if height == 0 or width == 0:
-        raise ImageError(f'empty image {width}x{height}')
-    if height > MAX_SIDE or width > MAX_SIDE:
-        raise ImageError(f'image {width}x{height} exceeds {MAX_SIDE} px per side')
-    if step < width * channels:
-        raise ImageError(f'step {step} is shorter than width*channels = {width * channels}')
-    if len(msg.data) != height * step:
-        raise ImageError(f'data holds {len(msg.data)} bytes, height*step = {height * step}')
-    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)
-    pixels = rows[:, : width * channels].reshape(height, width, channels)
-    if channels == 1:
-        return np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, order] if order else pixels)
+from spotvlm_ros.io.images import ImageError, compressed_to_rgb, image_to_rgb, rgb8_fields
 
 
 def rgb_to_image(frame: np.ndarray, header=None) -> Image:
     """An rgb8 Image message from an HxWx3 uint8 array."""
-    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-        raise ImageError(f'expected HxWx3 uint8, got {frame.shape} {frame.dtype}')
-    msg = Image(height=frame.shape[0], width=frame.shape[1], encoding='rgb8',
-                is_bigendian=0, step=frame.shape[1] * 3)
-    msg.data = np.ascontiguousarray(frame).tobytes()
+    msg = Image(**rgb8_fields(frame))
     if header is not None:
         msg.header = header
     return msg
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """An HxWx3 uint8 RGB array from a CompressedImage (JPEG, PNG); ImageError when it is not one."""
-    import cv2
-
-    data = np.frombuffer(bytes(msg.data), np.uint8)
-    if data.size == 0:
-        raise ImageError('empty CompressedImage')
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageError(f"undecodable CompressedImage (format '{msg.format}')")
-    if max(bgr.shape[:2]) > MAX_SIDE:
-        raise ImageError(f'image {bgr.shape[1]}x{bgr.shape[0]} exceeds {MAX_SIDE} px per side')
-    return bgr[:, :, ::-1].copy()
-
-
-def subscribe_images(node, callback, qos, **kwargs):
-    """Subscribe to the camera as the `image_transport` parameter says: 'raw' reads `image`
-    (Image), 'compressed' reads `image/compressed` (CompressedImage), as image_transport names
-    a camera's topics. The callback gets either message; frame_or_skip decodes both."""
-    from spotvlm_ros.nodes.params import declare, require
-
-    transport = declare(node, 'image_transport', 'raw',
-                        'raw (sensor_msgs/Image on image) or compressed (CompressedImage on '
-                        'image/compressed)')
-    require(transport in IMAGE_TRANSPORTS, 'image_transport',
-            f"'{transport}' is not one of {', '.join(IMAGE_TRANSPORTS)}")
+def subscribe_images(node, transport: str, callback, qos, **kwargs):
+    """Subscribe to the camera as `transport` (the image_transport parameter) says: 'raw' reads
+    `image` (Image), 'compressed' reads `image/compressed` (CompressedImage), as
+    image_transport names a camera's topics. The callback gets either message; frame_or_skip
+    decodes both."""
     if transport == 'compressed':
         return node.create_subscription(CompressedImage, 'image/compressed', callback, qos,
                                         **kwargs)

@@ -1,12 +1,4 @@
-"""A small rclpy node that records the edge answers and the ground-truth pass-through into MCAP.
-
-image_source gives a frame's ground truth the frame's own (re)stamp, and an answer carries the
-header of the frame it answers, so the two match by stamp. Runs in the evaluating process on an rclpy context of its own (so it never touches the global
-one), spinning a single-threaded executor on a background thread. Subscriptions take the raw
-CDR bytes (``raw=True``: the bytes ``rclpy.serialization.serialize_message`` would give back,
-without a deserialize/serialize round trip), and every message is written as it arrives, with the receive
-time (ROS system clock, the clock image_source restamps frames with) as the bag's log time.
-"""
+"""The answer recorder of `spotvlm run --record`: edge answers and ground truth into an MCAP bag."""
 
 from __future__ import annotations
 
@@ -14,27 +6,11 @@ import pathlib
 import threading
 from typing import Union
 
+from spotvlm_ros.io.bags import ANSWER_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore
+
 ANSWER_TOPIC = 'answer'  # edge_node's EdgeAnswer publisher (relative: follows the namespace)
 TRUTH_TOPIC = 'ground_truth'  # image_source republishes the bag's /ground_truth under its namespace
-ANSWER_TYPE = 'spotvlm_msgs/msg/EdgeAnswer'
-GROUND_TRUTH_TYPE = 'spotvlm_msgs/msg/GroundTruth'
 IMAGE_TOPIC = 'image'  # image_source's camera frames
-_EXTRA_MSGS = ('EdgeAnswer',)  # besides the scene messages scene_typestore() knows
-
-
-def answer_typestore():
-    """scene_typestore() plus EdgeAnswer: every type an answer bag holds."""
-    from rosbags.typesys import get_types_from_msg
-
-    from spotvlm_ros.bags import scene_typestore, spotvlm_msg_dir
-
-    store = scene_typestore()
-    types = {}
-    for name in _EXTRA_MSGS:
-        types.update(get_types_from_msg((spotvlm_msg_dir() / f'{name}.msg').read_text(),
-                                        f'spotvlm_msgs/msg/{name}'))
-    store.register(types)
-    return store
 
 
 class AnswerRecorder:
@@ -48,6 +24,14 @@ class AnswerRecorder:
 
     ``with AnswerRecorder(path) as rec: ...`` or call close() yourself; the bag is complete
     (metadata written) only after close().
+
+    image_source gives a frame's ground truth the frame's own (re)stamp, and an answer carries
+    the header of the frame it answers, so the two match by stamp. The recorder runs on an
+    rclpy context of its own (so it never touches the global one), spinning a
+    single-threaded executor on a background thread. Subscriptions take the raw CDR bytes
+    (``raw=True``: no deserialize/serialize round trip), and every message is written as it
+    arrives, with the receive time (ROS system clock, the clock image_source restamps frames
+    with) as the bag's log time. The evaluator reads the bag with spotvlm_ros.io.bags.
     """
 
     def __init__(self, bag_path: Union[str, pathlib.Path], namespace: str = '',
@@ -64,7 +48,7 @@ class AnswerRecorder:
         self.counts = {ANSWER_TYPE: 0, GROUND_TRUTH_TYPE: 0}
         self._lock = threading.Lock()
         self._closed = False
-        store = answer_typestore()
+        store = spotvlm_typestore()
         self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
         self._context = rclpy.Context()

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
-from spotvlm_ros.bags import write_scene_bag
+from spotvlm_ros.io.bags import write_scene_bag
 from spotvlm_ros.cli_types import percent_int, positive_float, positive_int
 from spotvlm_ros.scenes.truth import sequence
 

@@ -12,11 +12,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from spotvlm_ros.core.focus import plan_focus_from_config
+from spotvlm_ros.scenes.scoring import score_answer, split_reply
 from spotvlm_ros.scenes.truth import FAMILIES, frame_truth
 from spotvlm_ros.scenes.world import sample_scene
 from spotvlm_ros.training.pool import FPS, FRAME_H, FRAME_W, HELD_OUT_SEED_START
 from spotvlm_ros.training.samples import CLOUD_SYSTEM_PROMPT, EDGE_FOCUS, teacher_turn
-from spotvlm_ros.training.scoring import score, split_reply
 
 STRATEGIES = ('edge alone', 'cloud alone', 'edge + context', 'edge + focus',
               'edge + context + focus')
@@ -24,7 +24,8 @@ STRATEGIES = ('edge alone', 'cloud alone', 'edge + context', 'edge + focus',
 
 def evaluate(edge, cloud, seeds: Sequence[int], frames: Sequence[int], context_age_s: float,
              log=print) -> dict:
-    """{strategy: {family: [scores]}} and per-question scores over the held-out frames.
+    """{strategy: {family: [scores]}} and per-question scores over the held-out frames,
+    scored as the evaluator scores (scenes.scoring.score_answer).
 
     The cloud's context is its own reply on the keyframe `context_age_s` earlier: its text
     becomes the history turn, its regions (keyframe pixels, same size) the focus regions.
@@ -54,7 +55,7 @@ def evaluate(edge, cloud, seeds: Sequence[int], frames: Sequence[int], context_a
                                                           focus=focus).text,
                 }
                 for strategy, reply in replies.items():
-                    s = score(qa, reply, size)
+                    s = score_answer(qa.family, qa.answer, reply, size)
                     scores[strategy][qa.family].append(s)
                     by_question[strategy][qa.question].append(s)
         log(f'seed {seed} done')

@@ -1,4 +1,4 @@
-"""Sends messages through an echo node in another process and collects what comes back."""
+"""The relay probe: messages sent through an echo process and collected back, and the waits it needs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Sequence
 import rclpy
 from rclpy.node import Node
 
-from spotvlm_ros.nodes.echo import RELAY_QOS, message_class
+from spotvlm_ros.nodes.convert import message_class
+from spotvlm_ros.testing.echo import RELAY_QOS
 
 
 def type_name_of(msg) -> str:
@@ -33,7 +34,7 @@ def wait_until(node: Node, done, timeout_s: float) -> bool:
 
 def start_echo(type_name: str, in_topic: str, out_topic: str) -> subprocess.Popen:
     """An echo node in its own process, with this process's ROS environment."""
-    cmd = [sys.executable, '-m', 'spotvlm_ros.nodes.echo',
+    cmd = [sys.executable, '-m', 'spotvlm_ros.testing.echo',
            '--type', type_name, '--in', in_topic, '--out', out_topic]
     return subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)

@@ -1,17 +1,14 @@
-"""Where frames come from: an image folder, a video file or camera, or a bag.
-
-Each source yields Frame records in order; the image_source node paces and publishes them.
-"""
+"""Where frames come from: an image folder, a video file or camera, a bag, or drifting boxes."""
 
 from __future__ import annotations
 
 import pathlib
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
-from spotvlm_ros.nodes.images import ImageError, image_to_rgb
+from spotvlm_ros.io.images import ImageError, compressed_to_rgb, image_to_rgb
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
@@ -146,12 +143,23 @@ def bag_frames(path: str, image_topic: str, passthrough: bool) -> Iterator[Frame
 
 
 def _bag_image_rgb(msg, msgtype: str) -> np.ndarray:
-    """RGB pixels of a bag's Image or CompressedImage message."""
-    if not msgtype.endswith('CompressedImage'):
-        return image_to_rgb(msg)  # rosbags' Image has the same fields as rclpy's
-    import cv2
+    """RGB pixels of a bag's Image or CompressedImage message (rosbags' fields are rclpy's)."""
+    if msgtype.endswith('CompressedImage'):
+        return compressed_to_rgb(msg)
+    return image_to_rgb(msg)
 
-    bgr = cv2.imdecode(np.asarray(msg.data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageError('undecodable CompressedImage')
-    return bgr[:, :, ::-1].copy()
+
+def moving_box_frames(count: int, width: int = 640, height: int = 480,
+                      seed: int = 0) -> Iterable[np.ndarray]:
+    """A plain road-coloured scene with a few boxes drifting across: motion for flow and policy."""
+    rng = np.random.default_rng(seed)
+    boxes = rng.uniform([0, 0.3, 0.05, 0.05], [0.8, 0.8, 0.2, 0.2], size=(4, 4))
+    colours = rng.integers(40, 255, size=(4, 3), dtype=np.uint8)
+    for i in range(count):
+        frame = np.full((height, width, 3), (90, 90, 100), np.uint8)
+        frame[: height // 3] = (150, 180, 220)  # sky
+        for (x, y, w, h), colour in zip(boxes, colours):
+            x0 = int(((x + 0.01 * i) % 1.0) * width)
+            y0 = int(y * height)
+            frame[y0: y0 + int(h * height), x0: x0 + int(w * width)] = colour
+        yield frame

@@ -1,4 +1,4 @@
-"""Writes camera frames into ROS 2 bags (MCAP) with rosbags; no ROS install needed."""
+"""ROS 2 bags (MCAP) through rosbags, no ROS needed: image and scene bags, spotvlm_msgs types."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import pathlib
 from typing import Iterable
 
 import numpy as np
+
+from spotvlm_ros.io.images import rgb8_fields
+
+GROUND_TRUTH_TYPE = 'spotvlm_msgs/msg/GroundTruth'
+ANSWER_TYPE = 'spotvlm_msgs/msg/EdgeAnswer'
+CLOUD_CONTEXT_TYPE = 'spotvlm_msgs/msg/CloudContext'
 
 
 def write_image_bag(path, frames: Iterable[np.ndarray], period_s: float,
@@ -24,31 +30,14 @@ def write_image_bag(path, frames: Iterable[np.ndarray], period_s: float,
         for frame in frames:
             t_ns = round((start_s + count * period_s) * 1e9)
             header = Header(stamp=Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9), frame_id=frame_id)
-            msg = Image(header=header, height=frame.shape[0], width=frame.shape[1],
-                        encoding='rgb8', is_bigendian=0, step=frame.shape[1] * 3,
-                        data=np.ascontiguousarray(frame, np.uint8).reshape(-1))
+            fields = rgb8_fields(frame)
+            fields['data'] = np.frombuffer(fields['data'], np.uint8)  # rosbags wants an array
+            msg = Image(header=header, **fields)
             writer.write(conn, t_ns, store.serialize_cdr(msg, Image.__msgtype__))
             count += 1
     return count
 
 
-def moving_box_frames(count: int, width: int = 640, height: int = 480,
-                      seed: int = 0) -> Iterable[np.ndarray]:
-    """A plain road-coloured scene with a few boxes drifting across: motion for flow and policy."""
-    rng = np.random.default_rng(seed)
-    boxes = rng.uniform([0, 0.3, 0.05, 0.05], [0.8, 0.8, 0.2, 0.2], size=(4, 4))
-    colours = rng.integers(40, 255, size=(4, 3), dtype=np.uint8)
-    for i in range(count):
-        frame = np.full((height, width, 3), (90, 90, 100), np.uint8)
-        frame[: height // 3] = (150, 180, 220)  # sky
-        for (x, y, w, h), colour in zip(boxes, colours):
-            x0 = int(((x + 0.01 * i) % 1.0) * width)
-            y0 = int(y * height)
-            frame[y0: y0 + int(h * height), x0: x0 + int(w * width)] = colour
-        yield frame
-
-
-GROUND_TRUTH_TYPE = 'spotvlm_msgs/msg/GroundTruth'
 _SCENE_MSGS = ('Region', 'SceneObject', 'QAPair', 'GroundTruth')
 
 
@@ -58,19 +47,18 @@ def spotvlm_msg_dir() -> pathlib.Path:
         from ament_index_python.packages import get_package_share_directory
         return pathlib.Path(get_package_share_directory('spotvlm_msgs')) / 'msg'
     except Exception:  # noqa: BLE001 - no ament index: a source checkout
-        return pathlib.Path(__file__).resolve().parents[1] / 'spotvlm_msgs' / 'msg'
+        return pathlib.Path(__file__).resolve().parents[2] / 'spotvlm_msgs' / 'msg'
 
 
-def scene_typestore():
-    """A Jazzy typestore that also knows the ground-truth messages of spotvlm_msgs."""
+def spotvlm_typestore():
+    """A Jazzy typestore that also knows every spotvlm_msgs message (ground truth, answers,
+    cloud contexts): the types this package's bags hold."""
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     store = get_typestore(Stores.ROS2_JAZZY)
-    folder = spotvlm_msg_dir()
     types = {}
-    for name in _SCENE_MSGS:
-        types.update(get_types_from_msg((folder / f'{name}.msg').read_text(),
-                                        f'spotvlm_msgs/msg/{name}'))
+    for path in sorted(spotvlm_msg_dir().glob('*.msg')):
+        types.update(get_types_from_msg(path.read_text(), f'spotvlm_msgs/msg/{path.stem}'))
     store.register(types)
     return store
 
@@ -107,7 +95,7 @@ def write_scene_bag(path, frames_and_truths, period_s: float,
     import cv2
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    store = scene_typestore()
+    store = spotvlm_typestore()
     Compressed, Header, Time = (store.types[n] for n in (
         'sensor_msgs/msg/CompressedImage', 'std_msgs/msg/Header', 'builtin_interfaces/msg/Time'))
     count = 0
@@ -135,7 +123,7 @@ def read_ground_truth(path, topic: str = '/ground_truth') -> list:
     """Every GroundTruth message of a bag, in order, as rosbags objects."""
     from rosbags.rosbag2 import Reader
 
-    store = scene_typestore()
+    store = spotvlm_typestore()
     with Reader(pathlib.Path(path)) as reader:
         conns = [c for c in reader.connections if c.topic == topic]
         if not conns:
