@@ -46,8 +46,8 @@ def _truth(store, index, questions):
 def _answer(store, image_ns, text, latency, age, used_context=False, used_focus=False):
     return store.types['spotvlm_msgs/msg/EdgeAnswer'](
         header=_header(store, image_ns), query=QUESTION, answer=text, model='edge',
-        strategy=EDGE_ONLY, inference_time_s=latency / 2, latency_s=latency, has_context=age >= 0,
-        context_age_s=age, used_context=used_context, used_focus=used_focus, focus_regions=[],
+        strategy=EDGE_ONLY, source=EDGE_ONLY, inference_time_s=latency / 2, latency_s=latency,
+        has_context=age >= 0, context_age_s=age, used_context=used_context, used_focus=used_focus, focus_regions=[],
         visual_tokens=64, prompt_tokens=100, new_tokens=3, frames_dropped=0)
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
-from spotvlm_ros.evaluation.records import NODE_STRATEGIES, AnswerRecord
+from spotvlm_ros.evaluation.records import AUTO, NODE_STRATEGIES, AnswerRecord
 from spotvlm_ros.evaluation.replay import IMAGE_TOPIC
 from spotvlm_ros.io.bags import ANSWER_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore
 
@@ -116,6 +116,7 @@ def live_records(answer_bag: Union[str, pathlib.Path], trace_name: str, mean_del
             record.used_focus = bool(answer.used_focus)
             record.prompt_tokens = int(answer.prompt_tokens)
             record.new_tokens = int(answer.new_tokens)
+            record.answer_source = answer.source if strategy == AUTO else ''
         records.append(record)
     return records
 
