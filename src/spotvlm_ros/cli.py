@@ -20,6 +20,7 @@ VERBS: dict[str, tuple[str, str]] = {
     'build-replies': ('spotvlm_ros.training.replies', "the models' own replies on whole training drives, for edge training"),
     'eval-scenes': ('spotvlm_ros.training.evaluate', 'accuracy on held-out scenes per task family and strategy'),
     'eval': ('spotvlm_ros.evaluation.main', 'replay a bag under cloud-latency traces and score every strategy'),
+    'fit-edge-cost': ('spotvlm_ros.evaluation.fit_edge_cost', "fit the offline edge cost to measured answers' tokens and images"),
     'calibrate': ('spotvlm_ros.evaluation.calibrate', "fit auto's table of expected accuracy on validation drives"),
     'ask': ('spotvlm_ros.ask', 'ask the running edge node a question (Ask action), streaming its answer'),
     'watch': ('spotvlm_ros.watch', 'print answers, cloud contexts and diagnostics as they arrive'),

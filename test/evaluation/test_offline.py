@@ -185,6 +185,21 @@ def test_auto_answers_from_the_source_its_table_expects_to_score_best(frames, an
         simulate(frames, [slow], answerer, OfflineSettings(), [R.AUTO], [LIGHT])
 
 
+def test_a_cost_model_charges_each_answer_by_its_tokens_and_images(frames, answerer):
+    from spotvlm_ros.evaluation.edge_cost import EdgeCostModel
+
+    model = EdgeCostModel(0.02, 1e-4, 2e-3, 5e-3)
+    charged = Answerer(answerer.edge_backend, answerer.cloud_backend, edge_cost_model=model)
+    settings = OfflineSettings(every=10, edge_cost_model=model)
+    records = simulate(frames, [constant(1.0)], charged, settings,
+                       [R.EDGE_ONLY, R.FOCUS_ONLY], [WHERE_VEHICLE])
+    for r in by(records, R.EDGE_ONLY):
+        assert r.latency_s == pytest.approx(model.cost(r.prompt_tokens, r.new_tokens, 1))
+    cropped = [r for r in by(records, R.FOCUS_ONLY) if r.used_focus]
+    assert cropped and all(r.latency_s > model.cost(r.prompt_tokens, r.new_tokens, 1)
+                           for r in cropped)
+
+
 def test_measured_time_replaces_the_fixed_cost(frames, answerer):
     measured = Answerer(answerer.edge_backend, answerer.cloud_backend,
                         edge_cost_s=None)

@@ -10,6 +10,7 @@ from spotvlm_ros.cloud.embeds import embeds_part, payload_bytes, tokens_of_part
 from spotvlm_ros.cloud.grounding import parse_regions
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, system_prompt
 from spotvlm_ros.core.composition import EdgeInputs
+from spotvlm_ros.evaluation.edge_cost import EdgeCostModel
 from spotvlm_ros.core.types import CloudAnswer
 from spotvlm_ros.models.batched import BatchAnswer, generate_batch
 from spotvlm_ros.models.prompt import build_messages
@@ -31,19 +32,36 @@ class Answerer:
     """Asks the edge and cloud backends; an identical question is answered from the cache.
 
     `edge_cost_s` None measures each answer's inference time (once: a cached answer keeps its
-    first measurement); a number is the fixed cost model, which keeps runs bit-identical.
+    first measurement); a number is the fixed cost, which keeps runs bit-identical; an
+    `edge_cost_model` charges what it predicts from the answer's tokens and images instead.
     """
 
     def __init__(self, edge, cloud, edge_cost_s: Optional[float] = 0.1,
-                 cloud_cost_s: float = 0.0):
+                 cloud_cost_s: float = 0.0, edge_cost_model: Optional[EdgeCostModel] = None):
         self.edge_backend = edge
         self.cloud_backend = cloud
         self.edge_cost_s = edge_cost_s
+        self.edge_cost_model = edge_cost_model
         self.cloud_cost_s = cloud_cost_s
         self._edge: dict = {}
         self._cloud: dict = {}
         self._split: dict = {}
         self.calls = {'edge': 0, 'cloud': 0}
+
+    @property
+    def measured(self) -> bool:
+        """Whether edge answers are charged their own measured time."""
+        return self.edge_cost_s is None and self.edge_cost_model is None
+
+    def _edge_cost(self, measured_s: Optional[float], prompt_tokens: int, new_tokens: int,
+                   crops: int) -> float:
+        if self.edge_cost_model is not None:
+            return self.edge_cost_model.cost(prompt_tokens, new_tokens, 1 + crops)
+        return measured_s if self.edge_cost_s is None else self.edge_cost_s
+
+    def edge_answers(self) -> list:
+        """Every distinct edge Answer computed so far."""
+        return list(self._edge.values())
 
     def edge(self, frame, question: str, inputs: Optional[EdgeInputs] = None) -> Answer:
         """The edge model on `frame` with a strategy's inputs (None: the frame alone)."""
@@ -53,9 +71,11 @@ class Answerer:
             plan = inputs.focus if inputs else None
             result = self.edge_backend.answer(frame.image, question, list(turns), plan)
             self.calls['edge'] += 1
-            cost = result.timings.total_s if self.edge_cost_s is None else self.edge_cost_s
+            crops = len(plan.crops) if plan else 0
+            cost = self._edge_cost(result.timings.total_s, result.prompt_tokens,
+                                   result.new_tokens, crops)
             self._edge[key] = Answer(result.text, cost, result.prompt_tokens, result.new_tokens,
-                                     len(plan.crops) if plan else 0)
+                                     crops)
         return self._edge[key]
 
     def prefetch_edge_inputs(self, requests: Sequence[tuple], batch_size: int = 16) -> None:
@@ -68,27 +88,29 @@ class Answerer:
             key = (frame.index, question, tuple(inputs.turns), tuple(inputs.regions))
             if key not in self._edge:
                 todo[key] = (frame, question, inputs)
-        if len(todo) < 2 or self.edge_cost_s is None:
+        if len(todo) < 2 or self.measured:
             return
         chats = [build_messages(f.image, q, i.turns, i.focus) for f, q, i in todo.values()]
         replies = generate_batch(self.edge_backend, chats, batch_size)
         self.calls['edge'] += len(todo)
         for (key, (_, _, inputs)), reply in zip(todo.items(), replies):
-            self._edge[key] = Answer(reply.text, self.edge_cost_s, reply.prompt_tokens,
-                                     reply.new_tokens, inputs.crops)
+            cost = self._edge_cost(None, reply.prompt_tokens, reply.new_tokens, inputs.crops)
+            self._edge[key] = Answer(reply.text, cost, reply.prompt_tokens, reply.new_tokens,
+                                     inputs.crops)
 
     def prefetch_edge(self, asks: Sequence[tuple], batch_size: int = 16) -> None:
         """The edge model's answers to these (frame, question) pairs with no context, batched."""
         todo = list({(f.index, q): (f, q) for f, q in asks
                      if (f.index, q, (), ()) not in self._edge}.values())
-        if len(todo) < 2 or self.edge_cost_s is None:
+        if len(todo) < 2 or self.measured:
             return  # measured costs are single answers' own times: edge() measures them
         replies = generate_batch(self.edge_backend, [build_messages(f.image, q) for f, q in todo],
                                  batch_size)
         self.calls['edge'] += len(todo)
         for (frame, question), reply in zip(todo, replies):
             self._edge[(frame.index, question, (), ())] = Answer(
-                reply.text, self.edge_cost_s, reply.prompt_tokens, reply.new_tokens)
+                reply.text, self._edge_cost(None, reply.prompt_tokens, reply.new_tokens, 0),
+                reply.prompt_tokens, reply.new_tokens)
 
     def cloud(self, frame, question: str, seq: int = 0) -> tuple:
         """(CloudAnswer as the bridge would publish it, the raw Answer) for a keyframe."""

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PARAMS = ROOT / 'config' / 'spotvlm.yaml'
 DEFAULT_BAG = ROOT / 'bags' / 'sample_scene'
 DEFAULT_CALIBRATION = ROOT / 'models' / 'calibration.json'
+DEFAULT_EDGE_COST = ROOT / 'models' / 'edge_cost.json'
 # Mean delays of the README table, and a heavy-tailed trace with outages.
 DEFAULT_TRACES = ('constant:delay_s=0', 'constant:delay_s=1', 'constant:delay_s=3',
                   'constant:delay_s=6', 'constant:delay_s=9',
@@ -70,9 +71,11 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument('--every', type=int, default=5, help='score every Nth frame')
     parser.add_argument('--max-frames', type=int, default=None)
     parser.add_argument('--deadline', type=float, default=1.0, help='seconds')
-    parser.add_argument('--edge-time', choices=('fixed', 'measured'), default='fixed',
+    parser.add_argument('--edge-time', choices=('fixed', 'measured', 'model'), default='fixed',
                         help='edge inference time: a fixed cost (bit-identical runs) or measured')
     parser.add_argument('--edge-cost', type=float, default=0.1, help='fixed edge cost, seconds')
+    parser.add_argument('--edge-cost-model', default=str(DEFAULT_EDGE_COST),
+                        help='--edge-time model: the fitted cost model (spotvlm fit-edge-cost)')
     parser.add_argument('--cloud-cost', type=float, default=0.0,
                         help="the cloud model's own time added to each delay, seconds")
     parser.add_argument('--encoder-cost', type=float, default=0.1,
@@ -113,6 +116,7 @@ def settings_from(args, params: dict):
     """OfflineSettings from the flags and the nodes' parameters."""
     from spotvlm_ros.core.calibration import CalibrationTable
     from spotvlm_ros.core.context import ContextConfig
+    from spotvlm_ros.evaluation.edge_cost import EdgeCostModel
     from spotvlm_ros.core.focus import FocusConfig
     from spotvlm_ros.core.keyframes import KeyframeConfig
     from spotvlm_ros.evaluation.offline import OfflineSettings
@@ -123,6 +127,8 @@ def settings_from(args, params: dict):
     return OfflineSettings(
         deadline_s=args.deadline, every=args.every,
         edge_cost_s=args.edge_cost if args.edge_time == 'fixed' else None,
+        edge_cost_model=EdgeCostModel.load(args.edge_cost_model) if args.edge_time == 'model'
+        else None,
         cloud_cost_s=args.cloud_cost,
         cloud_timeout_s=float(bridge.get('cloud.timeout_s', 12.0)),
         encoder_cost_s=args.encoder_cost, uplink_mbps=args.uplink_mbps,
@@ -160,7 +166,8 @@ def run_offline(args, frames, params: dict, settings, models=None) -> list:
               for s in (args.trace or DEFAULT_TRACES)]
     strategies = strategies_of(args)
     edge, cloud = models or load_models(args, params)
-    answerer = Answerer(edge, cloud, settings.edge_cost_s, settings.cloud_cost_s)
+    answerer = Answerer(edge, cloud, settings.edge_cost_s, settings.cloud_cost_s,
+                        settings.edge_cost_model)
     if args.reference == REFERENCE_CLOUD:
         questions = args.question or list(FAMILY_OF)
         frames = with_cloud_reference(frames, questions, answerer, settings.every)

@@ -22,6 +22,7 @@ from spotvlm_ros.core.keyframes import KeyframeConfig
 from spotvlm_ros.evaluation import records as R
 from spotvlm_ros.evaluation.cloud_sim import (
     keyframe_requests, last_round_trip, mean_delay, round_trip)
+from spotvlm_ros.evaluation.edge_cost import EdgeCostModel
 from spotvlm_ros.evaluation.records import AnswerRecord
 from spotvlm_ros.evaluation.replay import questions_of
 
@@ -33,6 +34,7 @@ class OfflineSettings:
     deadline_s: float = 1.0  # an answer later than this after its frame misses the deadline
     every: int = 5  # score every Nth frame (all frames still feed the keyframe policy)
     edge_cost_s: Optional[float] = 0.1  # fixed edge inference time; None: measured
+    edge_cost_model: Optional[EdgeCostModel] = None  # instead: its prediction per answer
     cloud_cost_s: float = 0.0  # the cloud model's own time, added to the trace's delay
     cloud_timeout_s: float = 12.0  # cloud.timeout_s of the bridge
     # partitioned: the cloud's vision encoder on the edge (62-190 ms measured for the committed

@@ -1,0 +1,40 @@
+"""The offline edge cost model: fitted to measured answers, charged per answer's input."""
+
+import pytest
+
+from spotvlm_ros.evaluation.edge_cost import EdgeCostModel, fit_cost
+
+
+def test_a_linear_cost_is_recovered_and_a_negative_slope_dropped():
+    truth = EdgeCostModel(0.02, 1e-4, 2e-3, 5e-3)
+    samples = [(p, n, i, truth.cost(p, n, i)) for p in (80, 120, 200) for n in (3, 10, 30)
+               for i in (1, 2, 3)]
+    fitted = fit_cost(samples)
+    for name in ('intercept_s', 'per_prompt_token_s', 'per_new_token_s', 'per_image_s'):
+        assert getattr(fitted, name) == pytest.approx(getattr(truth, name), rel=1e-6, abs=1e-9)
+    # Time that falls with more images is noise: that slope goes, the rest is refitted.
+    noisy = [(p, n, i, 0.01 + 1e-3 * n - 1e-4 * i) for p, n, i, _ in samples]
+    assert fit_cost(noisy).per_image_s == 0.0 and fit_cost(noisy).per_new_token_s > 0
+    with pytest.raises(ValueError, match='at least 4'):
+        fit_cost(samples[:3])
+
+
+def test_the_model_survives_its_file_and_a_wrong_file_is_named(tmp_path):
+    model = EdgeCostModel(0.011, 2.4e-5, 1.7e-3, 7e-4, 'unit test')
+    model.save(tmp_path / 'edge_cost.json')
+    assert EdgeCostModel.load(tmp_path / 'edge_cost.json') == model
+    assert model.cost(100, 10, 2) == pytest.approx(0.011 + 2.4e-3 + 1.7e-2 + 1.4e-3)
+    (tmp_path / 'bad.json').write_text('{"intercept_s": 1}')
+    with pytest.raises(ValueError, match='bad.json is not an edge cost model'):
+        EdgeCostModel.load(tmp_path / 'bad.json')
+
+
+def test_fit_edge_cost_measures_the_edge_model_and_writes_a_model(tmp_path, capsys):
+    from spotvlm_ros.evaluation.fit_edge_cost import main
+
+    out = tmp_path / 'edge_cost.json'
+    assert main(['--frames', '12', '--every', '3', '--out', str(out)]) == 0
+    model = EdgeCostModel.load(out)
+    assert model.intercept_s >= 0 and model.per_new_token_s >= 0 and model.per_image_s >= 0
+    assert 'answers on sample_scene' in model.fitted_on
+    assert 'ms/new token' in capsys.readouterr().out
