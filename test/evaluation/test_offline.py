@@ -69,6 +69,21 @@ def test_keyframes_follow_the_bridge_policy_and_the_trace(frames):
     assert last_round_trip(requests, 1.0) == pytest.approx(1.0)
 
 
+def test_a_reply_cancels_older_requests_still_in_flight_as_the_client_does(frames):
+    # The first request meets an outage (12 s timeout), the second a 0.5 s link.
+    link = LatencyTrace([0.0, 0.45, 100.0], [math.nan, 0.5, 0.5])
+    config = KeyframeConfig(max_in_flight=2, min_interval_s=0.5, max_interval_s=3.0,
+                            change_threshold=0.0)
+    requests = keyframe_requests(frames, link, config, timeout_s=12.0)
+    first, second = requests[:2]
+    assert second.ok and second.done_at == pytest.approx(second.sent_at + 0.5)
+    # Cancelled when the newer reply came, not 12 s later: superseded, no round trip measured.
+    assert not first.ok and first.superseded and first.done_at == second.done_at
+    assert last_round_trip(requests, second.done_at) == pytest.approx(0.5)
+    # Its slot is free again at once: a third keyframe goes out before the old timeout.
+    assert requests[2].sent_at < first.sent_at + 12.0
+
+
 def test_an_outage_times_out_and_opens_the_breaker(frames):
     down = LatencyTrace([0.0, 100.0], [math.nan, math.nan])
     config = KeyframeConfig(max_in_flight=4, min_interval_s=0.1, max_interval_s=0.2,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ class CloudRequest:
     seq: int  # 1, 2, ... in sending order, as the bridge numbers keyframes
     frame_index: int
     sent_at: float
-    done_at: float  # the reply's arrival, or when the client gave up
-    ok: bool
+    done_at: float  # the reply's arrival, or when the client gave up or cancelled it
+    ok: bool  # a reply came and was used
+    superseded: bool = False  # cancelled when a newer keyframe's reply came first
 
 
 def round_trip(trace: LatencyTrace, sent_at: float, timeout_s: float,
@@ -33,14 +35,32 @@ def round_trip(trace: LatencyTrace, sent_at: float, timeout_s: float,
 
 def keyframe_requests(frames: Sequence, trace: LatencyTrace, config: KeyframeConfig,
                       timeout_s: float, cloud_cost_s: float = 0.0) -> list:
-    """Run the bridge's keyframe policy over every frame; the requests it makes, in order."""
+    """Run the bridge's keyframe policy over every frame; the requests it makes, in order.
+
+    As the bridge's client does, a reply cancels every request for an older keyframe still in
+    flight (it ends then, unanswered, and counts as a success for the circuit breaker, as a
+    superseded request does in the bridge).
+    """
     policy = KeyframePolicy(config)
     pending: list = []  # heap of (done_at, seq, ok)
-    requests = []
-    for frame in frames:
-        while pending and pending[0][0] <= frame.stamp:
-            done_at, _, ok = heapq.heappop(pending)
+    requests: list = []
+
+    def settle(now: float) -> None:
+        while pending and pending[0][0] <= now:
+            done_at, seq, ok = heapq.heappop(pending)
             policy.record_reply(done_at, ok)
+            if not ok:
+                continue
+            older = [p for p in pending if requests[p[1] - 1].sent_at < requests[seq - 1].sent_at]
+            for item in older:
+                pending.remove(item)
+                requests[item[1] - 1] = dataclasses.replace(
+                    requests[item[1] - 1], done_at=done_at, ok=False, superseded=True)
+                policy.record_reply(done_at, True)
+            heapq.heapify(pending)
+
+    for frame in frames:
+        settle(frame.stamp)
         if not policy.should_send(frame.stamp, frame.image, len(pending)):
             continue
         rtt = round_trip(trace, frame.stamp, timeout_s, cloud_cost_s)
@@ -49,12 +69,15 @@ def keyframe_requests(frames: Sequence, trace: LatencyTrace, config: KeyframeCon
                                rtt is not None)
         heapq.heappush(pending, (done_at, request.seq, request.ok))
         requests.append(request)
+    settle(math.inf)  # what is still in flight at the end ends as it would have
     return requests
 
 
 def last_round_trip(requests: Sequence[CloudRequest], now: float) -> Optional[float]:
-    """Round trip of the newest request finished by `now` (inf for a failure); None if none."""
-    done = [r for r in requests if r.done_at <= now]
+    """Round trip of the newest request finished by `now` (inf for a failure); None if none.
+
+    A superseded request measured no round trip: it is skipped."""
+    done = [r for r in requests if r.done_at <= now and not r.superseded]
     if not done:
         return None
     newest = max(done, key=lambda r: (r.done_at, r.seq))
