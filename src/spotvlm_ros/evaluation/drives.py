@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from spotvlm_ros.core.composition import AUTO, CLOUD_LATEST, EDGE_ONLY
 from spotvlm_ros.evaluation.metrics import ordered_strategies, summarise
 from spotvlm_ros.scenes.truth import FAMILIES
 
@@ -19,7 +20,7 @@ _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 FIGURES = ('acc_mean', 'on_time_acc', 'acc_description', 'acc_vqa', 'acc_grounding')
-BASELINES = ('edge_only', 'cloud_latest')
+BASELINES = (EDGE_ONLY, CLOUD_LATEST)
 
 
 def t95(dof: int) -> float:
@@ -79,7 +80,7 @@ def pooled_rows(drive_rows: Sequence[dict], baselines: Sequence[str] = BASELINES
     return out
 
 
-def against_best_fixed(drive_rows: Sequence[dict], chooser: str = 'auto',
+def against_best_fixed(drive_rows: Sequence[dict], chooser: str = AUTO,
                        figure: str = 'on_time_acc') -> list:
     """Per trace: the fixed strategy with the best mean `figure`, and `chooser`'s paired gap
     to it over drives (mean, half-width, drives won); [] when `chooser` was not run."""
@@ -104,7 +105,7 @@ def against_best_fixed(drive_rows: Sequence[dict], chooser: str = 'auto',
     return out
 
 
-def against_best_markdown(rows: Sequence[dict], chooser: str = 'auto',
+def against_best_markdown(rows: Sequence[dict], chooser: str = AUTO,
                           figure: str = 'on_time_acc') -> str:
     """against_best_fixed's rows as a Markdown table."""
     lines = [f'| trace | best fixed strategy | its {figure} | {chooser} | {chooser} - best '

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from spotvlm_ros.cloud.client import CloudClientConfig
 from spotvlm_ros.core.checks import boolean, non_empty, non_negative, one_of, positive, positive_int
-from spotvlm_ros.core.composition import NODE_STRATEGIES
+from spotvlm_ros.core.composition import CONTEXT_TRANSFER, NODE_STRATEGIES
 from spotvlm_ros.core.context import ContextConfig
 from spotvlm_ros.core.focus import FocusConfig
 from spotvlm_ros.core.keyframes import KeyframeConfig
@@ -82,7 +82,7 @@ class EdgeNodeConfig(CameraInputConfig):
 
     query: str = setting(DEFAULT_QUERY, 'standing question asked about every frame; change it '
                                         'at run time on the `query` topic')
-    strategy: str = setting('context_transfer', 'what the edge model is given besides the '
+    strategy: str = setting(CONTEXT_TRANSFER, 'what the edge model is given besides the '
                             'frame: ' + ', '.join(NODE_STRATEGIES), one_of(NODE_STRATEGIES))
     auto_activate: bool = setting(True, 'configure (load the model) and activate at start',
                                   boolean)
