@@ -66,3 +66,10 @@ def build_messages(
         messages.append({'role': 'assistant', 'content': [text_part(turn.prompt_text())]})
     messages.append({'role': 'user', 'content': user_content(frame, query, focus)})
     return messages
+
+
+def chat_inputs(processor, chats: list, processor_kwargs: Optional[dict] = None):
+    """The processor's tensors (token ids, pixels, grids) for one chat or a batch of chats."""
+    return processor.apply_chat_template(
+        chats, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors='pt',
+        processor_kwargs=dict(processor_kwargs or {}))
