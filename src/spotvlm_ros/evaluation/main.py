@@ -118,9 +118,11 @@ def run_offline(args, frames, params: dict, settings, models=None) -> list:
     """Every strategy on every trace and question, scored."""
     from tqdm import tqdm
 
+    from spotvlm_ros.cloud.client import CloudClientConfig
     from spotvlm_ros.evaluation.answering import Answerer
     from spotvlm_ros.evaluation.metrics import score_record
     from spotvlm_ros.evaluation.offline import simulate
+    from spotvlm_ros.evaluation.params import config_from
     from spotvlm_ros.evaluation.replay import questions_of
 
     duration = frames[-1].stamp + 1.0
@@ -129,7 +131,8 @@ def run_offline(args, frames, params: dict, settings, models=None) -> list:
     questions = args.question or questions_of(frames)
     strategies = [s.strip() for s in args.strategies.split(',') if s.strip()]
     edge, cloud = models or load_models(args, params)
-    answerer = Answerer(edge, cloud, settings.edge_cost_s, settings.cloud_cost_s)
+    answerer = Answerer(edge, cloud, settings.edge_cost_s, settings.cloud_cost_s,
+                        config_from(params.get('cloud_bridge', {}), 'cloud', CloudClientConfig))
     bar = tqdm(total=len(traces) * len(questions), desc='offline', unit='question',
                disable=args.no_progress, file=sys.stderr)
     records = simulate(frames, traces, answerer, settings, strategies, questions, bar.update)
