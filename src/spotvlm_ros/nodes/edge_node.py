@@ -7,11 +7,12 @@ a worker thread of its own, never on the executor (see the README's executor not
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
@@ -51,6 +52,13 @@ class Job:
     on_text: Optional[Callable[[str], None]] = None
     done: Optional[Callable[[EdgeAnswer], None]] = None
     dropped_before: int = 0
+    marks: dict = field(default_factory=dict)  # stage name -> wall-clock seconds (STAGES)
+    preprocess_s: float = 0.0  # the model's share spent on the chat template and pixels
+
+
+# The marks a frame's job collects on its way, in order: published on ~/stage_times when
+# diagnostics.stage_times is set, for benchmarks to say where the time goes.
+STAGES = ('callback', 'converted', 'taken', 'planned', 'inferred', 'publish')
 
 
 class EdgeNode(LifecycleNode):
@@ -77,6 +85,8 @@ class EdgeNode(LifecycleNode):
         self.infer_error_s = declare(self, 'diagnostics.inference_error_s', 10.0)
         self.drop_warn = declare(self, 'diagnostics.drop_ratio_warn', 0.9,
                                  'dropped/received frames above which the node warns')
+        self.publish_stages = declare(self, 'diagnostics.stage_times', False,
+                                      "publish each answer's stage times on ~/stage_times")
         reliable = declare(self, 'image_reliable', False, 'subscribe to images as reliable')
         self.context_max_age_s = declare(
             self, 'context.max_age_s', 10.0,
@@ -104,6 +114,7 @@ class EdgeNode(LifecycleNode):
         self.counts = {'received': 0, 'answered': 0, 'dropped': 0, 'bad_frames': 0, 'asks': 0}
         self._dropped_since_answer = 0
         self._answers = None
+        self._stages = None
         self._group = ReentrantCallbackGroup()
         subscribe_images(self, self._on_image, image_qos(reliable), callback_group=self._group)
         self.create_subscription(FusedContext, 'fused_context', self._on_context,
@@ -112,7 +123,6 @@ class EdgeNode(LifecycleNode):
         self._ask_server = ActionServer(
             self, Ask, 'ask', self._execute_ask, goal_callback=self._accept_ask,
             cancel_callback=lambda _: CancelResponse.REJECT, callback_group=self._group)
-        self._wake = self.create_guard_condition(lambda: None, callback_group=self._group)
         self._diag = DiagnosticsPublisher(self, 1.0, self._status)
 
     # lifecycle ------------------------------------------------------------------------
@@ -126,6 +136,8 @@ class EdgeNode(LifecycleNode):
             self.get_logger().error(f'model did not load: {err}')
             return TransitionCallbackReturn.FAILURE
         self._answers = self.create_publisher(EdgeAnswer, 'answer', ANSWER_QOS)
+        if self.publish_stages:
+            self._stages = self.create_publisher(DiagnosticArray, '~/stage_times', ANSWER_QOS)
         self._stop = False
         self._worker = threading.Thread(target=self._work, name='edge-inference', daemon=True)
         self._worker.start()
@@ -164,10 +176,13 @@ class EdgeNode(LifecycleNode):
 
     # inputs ---------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
-        # Runs on two executor threads at once (reentrant group): every count and the
-        # waiting frame change under the one lock, and only a newer frame replaces it.
+        # May run on two executor threads at once (a reentrant group, where the runner falls
+        # back to the MultiThreadedExecutor): every count and the waiting frame change under
+        # the one lock, and only a newer frame replaces it.
+        called = time.time()
         bad: dict = {'bad_frames': 0}
         frame = frame_or_skip(self, msg, bad)
+        marks = {'callback': called, 'converted': time.time()}
         stamp = convert.to_sec(msg.header.stamp)
         with self._cond:
             if frame is None:
@@ -186,7 +201,7 @@ class EdgeNode(LifecycleNode):
             if self._pending is not None:  # no backlog: the newer frame wins
                 self.counts['dropped'] += 1
                 self._dropped_since_answer += 1
-            self._pending = Job(frame, msg.header, self.query)
+            self._pending = Job(frame, msg.header, self.query, marks=marks)
             self._cond.notify()
 
     def _on_context(self, msg: FusedContext) -> None:
@@ -210,7 +225,6 @@ class EdgeNode(LifecycleNode):
 
         def done(answer: EdgeAnswer) -> None:
             finished.set_result(answer)
-            self._wake.trigger()  # wake the executor so this coroutine resumes at once
 
         job = Job(frame, header, goal_handle.request.question, not goal_handle.request.no_context,
                   on_text=lambda text: goal_handle.publish_feedback(Ask.Feedback(partial_text=text)),
@@ -237,6 +251,7 @@ class EdgeNode(LifecycleNode):
                 return self._asks.pop(0)
             job, self._pending = self._pending, None
             job.dropped_before, self._dropped_since_answer = self._dropped_since_answer, 0
+            job.marks['taken'] = time.time()
             return job
 
     def _work(self) -> None:
@@ -249,7 +264,10 @@ class EdgeNode(LifecycleNode):
             if job.done is not None:
                 job.done(answer)
             elif answer.model:
+                job.marks['publish'] = time.time()
                 self._answers.publish(answer)
+                if self._stages is not None:
+                    self._stages.publish(stage_times(job, answer))
         self._fail_pending_asks()
 
     def _fail_pending_asks(self) -> None:
@@ -265,8 +283,11 @@ class EdgeNode(LifecycleNode):
         fused = convert.fused_from_msg(context) if context is not None else None
         inputs = edge_inputs(self.strategy, fused, job.frame, stamp, self.focus_config,
                              self.context_max_age_s)
+        job.marks['planned'] = time.time()
         result = self.backend.answer(job.frame, job.query, inputs.turns, inputs.focus,
                                      self.system_prompt or None, job.on_text)
+        job.marks['inferred'] = time.time()
+        job.preprocess_s = result.timings.preprocess_s
         self.inference.add(result.timings.total_s)
         self.counts['answered'] += 1
         age = inputs.context_age_s
@@ -340,6 +361,14 @@ class EdgeNode(LifecycleNode):
             'model_loaded': loaded, 'model': self.model_path, 'strategy': self.strategy,
             'inference_p50_s': p50, 'inference_p95_s': p95, 'drop_ratio': drop_ratio,
             'context_age_s': age, 'context_stale': stale_since is not None, **self.counts})
+
+
+def stage_times(job: Job, answer: EdgeAnswer) -> DiagnosticArray:
+    """The job's stage marks (wall-clock seconds) keyed by stage, under the frame's header."""
+    values = [KeyValue(key=name, value=repr(value)) for name, value in job.marks.items()]
+    values.append(KeyValue(key='preprocess_s', value=repr(job.preprocess_s)))
+    status = DiagnosticStatus(name='edge_node stage times', message=answer.model, values=values)
+    return DiagnosticArray(header=job.header, status=[status])
 
 
 def _auto_activate(node: EdgeNode) -> None:
