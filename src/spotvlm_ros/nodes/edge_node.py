@@ -52,13 +52,10 @@ class Job:
     on_text: Optional[Callable[[str], None]] = None
     done: Optional[Callable[[EdgeAnswer], None]] = None
     dropped_before: int = 0
-    marks: dict = field(default_factory=dict)  # stage name -> wall-clock seconds (STAGES)
+    # Wall-clock seconds at each stage, in order: callback, converted, taken, planned,
+    # inferred, publish; on ~/stage_times when diagnostics.stage_times is set (benchmarks).
+    marks: dict = field(default_factory=dict)
     preprocess_s: float = 0.0  # the model's share spent on the chat template and pixels
-
-
-# The marks a frame's job collects on its way, in order: published on ~/stage_times when
-# diagnostics.stage_times is set, for benchmarks to say where the time goes.
-STAGES = ('callback', 'converted', 'taken', 'planned', 'inferred', 'publish')
 
 
 class EdgeNode(LifecycleNode):
