@@ -18,7 +18,7 @@ setup(
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.py')),
-        (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.xml')),
         # The trained default models and the sample bag, found through the ament index
         # (package://spotvlm_ros/models/spotvlm-edge in config/spotvlm.yaml).
         *[(f'share/{PACKAGE}/{folder}', glob(f'{folder}/*'))

@@ -153,6 +153,19 @@ def test_flow_on_a_large_frame_tracks_shrunk_and_maps_back(textured_frame, shift
         assert after.y1 == pytest.approx(before.y1 + dy, abs=2.0)
 
 
+def test_flow_on_the_frames_thumbnail_gives_what_the_whole_frame_gives(textured_frame, shifted):
+    from spotvlm_ros.core.images import shrink
+
+    key = textured_frame(1280, 720, seed=8)
+    cur = shifted(key, 30.0, -12.0)
+    regions = [box(400, 300, 640, 540), box(840, 200, 1120, 440, 'sign')]
+    whole = propagate_regions(regions, shrink(key, 320), cur, max_side=320)
+    thumb = propagate_regions(regions, shrink(key, 320), shrink(cur, 320), max_side=320,
+                              frame_size=(1280, 720))
+    assert thumb == whole
+    assert all(r.source == SOURCE_PROPAGATED for r in thumb)
+
+
 def test_flow_follows_a_zoom(textured_frame):
     import cv2
 

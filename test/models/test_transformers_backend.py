@@ -154,3 +154,22 @@ def test_processor_kwargs_cap_the_image_size(tiny_ckpt):
 def test_bad_frames_are_refused(transformers_backend, bad):
     with pytest.raises(ValueError, match='HxWx3 uint8'):
         transformers_backend.answer(bad, QUERY)
+
+
+@pytest.mark.parametrize('height, width', [(480, 640), (1080, 1920)])
+def test_frames_go_to_the_processor_as_arrays_with_the_pixels_of_pil_images(
+        transformers_backend, height, width):
+    import torch
+    from PIL import Image
+
+    from spotvlm_ros.models.prompt import build_messages, chat_inputs
+
+    frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    messages = build_messages(frame, QUERY)
+    assert messages[-1]['content'][0]['image'] is frame  # no copy on the way
+    as_pil = build_messages(frame, QUERY)
+    as_pil[-1]['content'][0]['image'] = Image.fromarray(frame)
+    arrays = chat_inputs(transformers_backend.processor, messages)
+    pils = chat_inputs(transformers_backend.processor, as_pil)
+    assert arrays.keys() == pils.keys()
+    assert all(torch.equal(arrays[k], pils[k]) for k in arrays)

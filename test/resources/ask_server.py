@@ -1,6 +1,7 @@
 """A minimal Ask action server for the interface tests: streams the answer word by word."""
 
 import sys
+import time
 
 from rclpy.action import ActionServer
 from rclpy.node import Node
@@ -20,6 +21,9 @@ class AskServer(Node):
         words = goal_handle.request.question.split()[::-1]
         for i in range(1, len(words) + 1):
             goal_handle.publish_feedback(Ask.Feedback(partial_text=' '.join(words[:i])))
+        # Feedback and result travel on separate DDS writers, and rclpy's action client drops
+        # feedback that comes after its goal's result: let the last word land first.
+        time.sleep(0.2)
         goal_handle.succeed()
         result = Ask.Result()
         result.answer.query = goal_handle.request.question

@@ -64,6 +64,12 @@ def test_a_cloud_5_s_late_changes_neither_rate_nor_latency_and_ages_are_5_s(edge
     assert statistics.median(ages) <= DELAY_S + 4.0
 
 
+def fused_context_readers(probe) -> set:
+    """The endpoint ids of every fused_context reader the probe has discovered."""
+    return {bytes(info.endpoint_gid)
+            for info in probe.node.get_subscriptions_info_by_topic('fused_context')}
+
+
 def test_a_restarted_edge_node_gets_the_current_context_at_once(edge_and_fuser):
     probe, procs, logs = edge_and_fuser
     keyframe = probe.publish_frame()
@@ -73,12 +79,16 @@ def test_a_restarted_edge_node_gets_the_current_context_at_once(edge_and_fuser):
     probe.cloud_pub.publish(context)
     assert probe.wait_for(lambda: any(f.turns and f.turns[-1].keyframe_seq == 0 and
                                       f.turns[-1].answer.endswith('red') for f in probe.fused), 10)
+    readers = fused_context_readers(probe)
     procs['edge'].send_signal(signal.SIGKILL)
     procs['edge'].wait()
     procs['edge'] = start_node('edge_node', logs, **EDGE)
     probe.wait_for(lambda: probe.node.count_publishers('answer') == 0, 5)
     probe.wait_for_edge()
     probe.wait_for_subscribers(2)
+    # The kept context reaches the new edge node once discovery has matched its reader to
+    # the fuser's writer; a frame sent before that is answered without it, rightly.
+    assert probe.wait_for(lambda: fused_context_readers(probe) - readers, 30)
     start = len(probe.answers)
     probe.publish_frame()
     assert probe.wait_for(lambda: len(probe.answers) > start, 60)

@@ -13,7 +13,8 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 @pytest.fixture(scope='module')
 def pipeline(tmp_path_factory):
-    with edge_and_fuser(tmp_path_factory.mktemp('logs')) as (probe, procs):
+    with edge_and_fuser(tmp_path_factory.mktemp('logs'),
+                        edge_params={'diagnostics.stage_times': True}) as (probe, procs):
         yield probe, procs['edge'], procs['fuser']
 
 
@@ -41,6 +42,32 @@ def test_each_answer_carries_its_frames_header(pipeline):
         assert answer.context_age_s == -1.0 and not answer.used_context
         assert not answer.used_focus
     assert edge.poll() is None
+
+
+def test_stage_times_follow_each_answered_frame_in_order(pipeline):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from spotvlm_ros.nodes.qos import ANSWER_QOS
+
+    probe, _, _ = pipeline
+    stages = []
+    subscription = probe.node.create_subscription(DiagnosticArray, 'edge_node/stage_times',
+                                                  stages.append, ANSWER_QOS)
+    try:
+        assert probe.wait_for(lambda: probe.node.count_publishers('edge_node/stage_times'), 10)
+        probe.stream(3.0, 5.0)
+        assert probe.wait_for(lambda: len(stages) >= 3, 30), f'{len(stages)} stage messages'
+    finally:
+        probe.node.destroy_subscription(subscription)
+    sent = {(h.stamp.sec, h.stamp.nanosec): h for h in probe.sent}
+    order = ('callback', 'converted', 'taken', 'planned', 'inferred', 'publish')
+    for msg in stages:
+        assert msg.header == sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)]
+        marks = {v.key: float(v.value) for v in msg.status[0].values}
+        times = [msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9] + \
+            [marks[name] for name in order]
+        assert times == sorted(times), f'stages out of order: {marks}'
+        assert 0 < marks['preprocess_s'] <= marks['inferred'] - marks['planned']
 
 
 def test_malformed_images_are_skipped_and_the_node_keeps_answering(pipeline):

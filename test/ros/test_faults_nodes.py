@@ -153,6 +153,9 @@ def test_time_going_back_restarts_the_fusers_timeline(rig):
         t = probe.node.get_clock().now().nanoseconds - 30 * 10**9
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(t, 10**9)
         probe.image_pub.publish(msg)
+        # The fused context keeps only the newest (depth 1): a context for the good frame
+        # published right after would replace this one before the probe takes it.
+        time.sleep(0.05)
 
     rig.set_fault('hang')  # no cloud replies: only frames can make the fuser publish
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import math
@@ -20,14 +21,14 @@ import numpy as np
 
 from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT, LOOPBACK_HOSTS
 from spotvlm_ros.cloud.encoding import encode_keyframe
-from spotvlm_ros.cloud.grounding import GroundingError, parse_regions
-from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, GROUNDING_FORMATS, system_prompt
-from spotvlm_ros.cloud.structured import (RESPONSE_FORMATS, as_fenced, parse_structured,
-                                          response_format)
+from spotvlm_ros.cloud.grounding import GroundingError
+from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, GROUNDING_FORMATS
+from spotvlm_ros.cloud.replies import answer_from_reply, keyframe_prompt
+from spotvlm_ros.cloud.structured import RESPONSE_FORMATS, response_format
 from spotvlm_ros.core.checks import (
     boolean, non_negative, non_negative_int, one_of, positive, positive_int, require)
 from spotvlm_ros.core.settings import check_settings, setting
-from spotvlm_ros.core.types import CloudAnswer, Region
+from spotvlm_ros.core.types import CloudAnswer
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +171,6 @@ class _Ticket:
     last_error: str = ''
 
 
-@dataclass
-class _Reply:
-    text: str
-    regions: tuple[Region, ...]
-    model: str
-
-
 class CloudClient:
     """Sends keyframes to an OpenAI-compatible server; every call returns a CloudAnswer.
 
@@ -289,7 +283,7 @@ class CloudClient:
                 size) -> CloudAnswer:
         """The answer of a finished exchange; an old one arriving late counts as superseded."""
         try:
-            reply = work.result()
+            answer = work.result()
         except _Failure as failure:
             log.warning('keyframe %d: %s', ticket.seq, failure.message)
             return self._failure(ticket, requested, size, failure.message, failure.status)
@@ -301,12 +295,10 @@ class CloudClient:
             return self._failure(ticket, requested, size,
                                  f'{SUPERSEDED}: the reply arrived after a newer answer')
         self.cancel_older_than(ticket.stamp, ticket.query)
-        answer = CloudAnswer(
-            keyframe_stamp=ticket.stamp, keyframe_seq=ticket.seq, query=ticket.query,
-            text=reply.text, regions=reply.regions, model=reply.model, status=STATUS_OK,
-            request_time=requested, response_time=self._clock(), image_size=size)
+        answer = dataclasses.replace(answer, status=STATUS_OK, request_time=requested,
+                                     response_time=self._clock())
         log.debug('keyframe %d: answered in %.3f s with %d region(s)', ticket.seq,
-                  answer.response_time - requested, len(reply.regions))
+                  answer.response_time - requested, len(answer.regions))
         return answer
 
     def _failure(self, ticket: _Ticket, requested: float, size, error: str,
@@ -316,7 +308,8 @@ class CloudClient:
             model=self.config.model, status=status, error=self._redact(error),
             request_time=requested, response_time=self._clock(), image_size=size)
 
-    async def _exchange(self, frame: np.ndarray, ticket: _Ticket, deadline: float) -> _Reply:
+    async def _exchange(self, frame: np.ndarray, ticket: _Ticket,
+                        deadline: float) -> CloudAnswer:
         """Encode, send with retries while time is left, parse; raises _Failure."""
         cfg = self.config
         try:
@@ -324,7 +317,8 @@ class CloudClient:
                 encode_keyframe, frame, cfg.jpeg_quality, cfg.max_image_side, cfg.image_multiple)
         except ValueError as e:
             raise _Failure(STATUS_ERROR, str(e), retryable=False) from None
-        body = self._body(jpeg, size_sent, ticket.query)
+        prompt, _ = keyframe_prompt(cfg, _size_of(frame))  # names size_sent, as encoded
+        body = self._body(jpeg, prompt, ticket.query)
         loop = asyncio.get_running_loop()
         for attempt in range(cfg.retries + 1):
             ticket.attempts = attempt + 1
@@ -341,23 +335,21 @@ class CloudClient:
                     raise
                 log.info('keyframe %d: %s; retrying in %.2f s', ticket.seq, failure.message, wait)
                 await asyncio.sleep(wait)
-        structured = parse_structured(content)
-        if structured is not None:  # the {answer, regions} form; prose and fence otherwise
-            content = as_fenced(*structured)
         try:
-            text, regions, warning = parse_regions(content, cfg.grounding_format, size_sent,
-                                                   _size_of(frame), cfg.max_reply_bytes)
+            answer, warning = answer_from_reply(content, cfg, size_sent, _size_of(frame),
+                                                ticket.stamp, ticket.seq, ticket.query,
+                                                model or cfg.model)
         except GroundingError as e:  # a clear failure, no traceback: the reply was the problem
             raise _Failure(STATUS_ERROR, str(e), retryable=False) from None
         if warning:
             log.warning('keyframe %d: %s', ticket.seq, warning)
-        return _Reply(text, regions, model or cfg.model)
+        return answer
 
-    def _body(self, jpeg: bytes, size_sent: tuple[int, int], query: str) -> bytes:
+    def _body(self, jpeg: bytes, prompt: str, query: str) -> bytes:
         """The chat-completions request: system prompt, then the image and the query."""
         url = 'data:image/jpeg;base64,' + base64.b64encode(jpeg).decode('ascii')
         messages = [
-            {'role': 'system', 'content': system_prompt(self.config.grounding_format, size_sent)},
+            {'role': 'system', 'content': prompt},
             {'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': url}},
                                          {'type': 'text', 'text': query}]},
         ]

@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from spotvlm_ros.core.images import gray_at
+from spotvlm_ros.core.images import gray_at, thumbnail_size
 from spotvlm_ros.core.types import SOURCE_PROPAGATED, Region
 
 
 def propagate_regions(regions: Sequence[Region], key_image: np.ndarray, cur_image: np.ndarray,
                       corners: int = 12, min_points: int = 4, max_fb_px: float = 1.0,
-                      max_side: int = 320) -> list:
+                      max_side: int = 320, frame_size: Optional[tuple] = None) -> list:
     """Regions carried from the keyframe to the current frame by sparse optical flow.
 
-    Regions are in the current frame's pixels (the keyframe is resized to it if needed).
-    Tracking runs on images shrunk to `max_side`, where `max_fb_px` is measured. A region
-    with enough good tracks moves and scales with them (source 'propagated'); the others
-    come back unchanged, for the caller to widen.
+    Regions are in the current frame's pixels: `frame_size` (width, height), by default
+    `cur_image`'s, which may also be the frame already shrunk (the keyframe is resized to it
+    if needed). Tracking runs on images shrunk to `max_side`, where `max_fb_px` is measured.
+    A region with enough good tracks moves and scales with them (source 'propagated'); the
+    others come back unchanged, for the caller to widen.
     """
     import cv2  # lazy: only this step needs OpenCV's tracker
 
-    height, width = cur_image.shape[:2]
+    width, height = frame_size or (cur_image.shape[1], cur_image.shape[0])
     scale = min(1.0, max_side / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = thumbnail_size(width, height, max_side)
     cur = gray_at(cur_image, size)
     key = gray_at(key_image, size)
     small = [(r.x1 * scale, r.y1 * scale, r.x2 * scale, r.y2 * scale) for r in regions]

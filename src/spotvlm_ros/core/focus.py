@@ -100,7 +100,7 @@ def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_siz
     if config.use_flow and key_image is not None and cur_image is not None and mapped:
         carried = propagate_regions(mapped, key_image, cur_image, config.flow_corners,
                                     config.flow_min_points, config.flow_max_fb_px,
-                                    config.flow_max_side)
+                                    config.flow_max_side, frame_size)
     else:
         carried = mapped
     lost = [r for r in carried if r.source != SOURCE_PROPAGATED]

@@ -19,13 +19,18 @@ def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def thumbnail_size(width: int, height: int, max_side: int) -> tuple:
+    """(width, height) scaled so the long side is at most `max_side` px."""
+    scale = min(1.0, max_side / max(height, width))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def shrink(frame: np.ndarray, max_side: int) -> np.ndarray:
-    """`frame` with its long side at most `max_side` px."""
+    """`frame` with its long side at most `max_side` px (at thumbnail_size)."""
     height, width = frame.shape[:2]
-    scale = max_side / max(height, width)
-    if scale >= 1.0:
+    if max(height, width) <= max_side:
         return frame
-    return resize_image(frame, max(1, round(width * scale)), max(1, round(height * scale)))
+    return resize_image(frame, *thumbnail_size(width, height, max_side))
 
 
 def gray_at(image: np.ndarray, size: tuple) -> np.ndarray:

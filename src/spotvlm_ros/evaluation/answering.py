@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from spotvlm_ros.cloud.embeds import embeds_part, payload_bytes, tokens_of_part
-from spotvlm_ros.cloud.grounding import parse_regions
-from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, system_prompt
+from spotvlm_ros.cloud.encoding import resize_keyframe
+from spotvlm_ros.cloud.replies import answer_from_reply, keyframe_prompt
 from spotvlm_ros.core.composition import EdgeInputs
 from spotvlm_ros.evaluation.edge_cost import EdgeCostModel
-from spotvlm_ros.core.types import CloudAnswer
 from spotvlm_ros.models.batched import BatchAnswer, generate_batch
 from spotvlm_ros.models.prompt import build_messages
 from spotvlm_ros.models.split import answer_from_tokens, encode_frame
@@ -34,12 +33,19 @@ class Answerer:
     `edge_cost_s` None measures each answer's inference time (once: a cached answer keeps its
     first measurement); a number is the fixed cost, which keeps runs bit-identical; an
     `edge_cost_model` charges what it predicts from the answer's tokens and images instead.
+    The cloud model gets the bridge's prompt under `cloud_config` (the bridge's
+    CloudClientConfig) and its replies are read by the bridge's parser; it sees the keyframe
+    resized as the bridge sends it, without the JPEG step (decoded pixels would differ slightly).
     """
 
     def __init__(self, edge, cloud, edge_cost_s: Optional[float] = 0.1,
-                 cloud_cost_s: float = 0.0, edge_cost_model: Optional[EdgeCostModel] = None):
+                 cloud_cost_s: float = 0.0, cloud_config=None,
+                 edge_cost_model: Optional[EdgeCostModel] = None):
+        from spotvlm_ros.cloud.client import CloudClientConfig  # aiohttp: only when asked
+
         self.edge_backend = edge
         self.cloud_backend = cloud
+        self.cloud_config = cloud_config or CloudClientConfig()
         self.edge_cost_s = edge_cost_s
         self.edge_cost_model = edge_cost_model
         self.cloud_cost_s = cloud_cost_s
@@ -121,12 +127,16 @@ class Answerer:
         return dataclasses.replace(parsed, keyframe_seq=seq), raw
 
     def partitioned(self, frame, question: str, dtype: str = 'float16') -> tuple:
-        """(the cloud decoder's Answer on this frame's visual tokens as sent, payload bytes)."""
+        """(the cloud decoder's Answer on this frame's visual tokens as sent, payload bytes).
+
+        The frame is encoded at the size the bridge would send it, with the bridge's prompt."""
         key = (frame.index, question, dtype)
         if key not in self._split:
-            part = embeds_part(encode_frame(self.cloud_backend, frame.image), dtype)
+            prompt, size = keyframe_prompt(self.cloud_config, frame.size)
+            tokens = encode_frame(self.cloud_backend, sent_image(frame.image, size))
+            part = embeds_part(tokens, dtype)
             result = answer_from_tokens(self.cloud_backend, tokens_of_part(part), question,
-                                        system_prompt(FORMAT_PIXELS, frame.size))
+                                        prompt)
             self.calls['cloud'] += 1
             self._split[key] = (Answer(result.text, self.cloud_cost_s, result.prompt_tokens,
                                        result.new_tokens), payload_bytes(part))
@@ -138,19 +148,27 @@ class Answerer:
                     .values())
         if not todo:
             return
-        chats = [build_messages(f.image, q, system_prompt=system_prompt(FORMAT_PIXELS, f.size))
-                 for f, q in todo]
+        sent = [(f, q, *keyframe_prompt(self.cloud_config, f.size)) for f, q in todo]
+        chats = [build_messages(sent_image(f.image, size), q, system_prompt=prompt)
+                 for f, q, prompt, size in sent]
         if len(todo) == 1:  # the backend's own path: its token counts, no padding
-            result = self.cloud_backend.answer(todo[0][0].image, todo[0][1],
-                                               system_prompt=chats[0][0]['content'][0]['text'])
+            frame, question, prompt, size = sent[0]
+            result = self.cloud_backend.answer(sent_image(frame.image, size), question,
+                                               system_prompt=prompt)
             replies = [BatchAnswer(result.text, result.prompt_tokens, result.new_tokens)]
         else:
             replies = generate_batch(self.cloud_backend, chats, batch_size)
         self.calls['cloud'] += len(todo)
         model = getattr(self.cloud_backend, 'name', '')
-        for (frame, question), reply in zip(todo, replies):
-            text, regions, _ = parse_regions(reply.text, FORMAT_PIXELS, frame.size, frame.size)
-            parsed = CloudAnswer(frame.stamp, 0, question, text, regions, model=model,
-                                 image_size=frame.size)
+        for (frame, question, _, size), reply in zip(sent, replies):
+            parsed, _ = answer_from_reply(reply.text, self.cloud_config, size, frame.size,
+                                          frame.stamp, 0, question, model)
             raw = Answer(reply.text, self.cloud_cost_s, reply.prompt_tokens, reply.new_tokens)
             self._cloud[(frame.index, question)] = (parsed, raw)
+
+
+def sent_image(image, size: tuple):
+    """The keyframe at the (width, height) the bridge sends it at."""
+    if (image.shape[1], image.shape[0]) == tuple(size):
+        return image
+    return resize_keyframe(image, size)

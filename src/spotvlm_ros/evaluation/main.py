@@ -155,9 +155,11 @@ def run_offline(args, frames, params: dict, settings, models=None) -> list:
     """Every strategy on every trace and question, scored (against the cloud: see reference)."""
     from tqdm import tqdm
 
+    from spotvlm_ros.cloud.client import CloudClientConfig
     from spotvlm_ros.evaluation.answering import Answerer
     from spotvlm_ros.evaluation.metrics import score_record
     from spotvlm_ros.evaluation.offline import simulate
+    from spotvlm_ros.evaluation.params import config_from
     from spotvlm_ros.evaluation.reference import FAMILY_OF, with_cloud_reference
     from spotvlm_ros.evaluation.replay import questions_of
 
@@ -167,6 +169,7 @@ def run_offline(args, frames, params: dict, settings, models=None) -> list:
     strategies = strategies_of(args)
     edge, cloud = models or load_models(args, params)
     answerer = Answerer(edge, cloud, settings.edge_cost_s, settings.cloud_cost_s,
+                        config_from(params.get('cloud_bridge', {}), 'cloud', CloudClientConfig),
                         settings.edge_cost_model)
     if args.reference == REFERENCE_CLOUD:
         questions = args.question or list(FAMILY_OF)

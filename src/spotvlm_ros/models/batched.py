@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from spotvlm_ros.models.prompt import chat_inputs
+
 
 @dataclass(frozen=True)
 class BatchAnswer:
@@ -32,10 +34,8 @@ def generate_batch(backend, chats: Sequence[list], batch_size: int = 16) -> list
     answers = []
     try:
         for start in range(0, len(chats), batch_size):
-            inputs = backend.processor.apply_chat_template(
-                list(chats[start:start + batch_size]), add_generation_prompt=True,
-                tokenize=True, return_dict=True, return_tensors='pt',
-                processor_kwargs={'padding': True, **backend.processor_kwargs})
+            inputs = chat_inputs(backend.processor, list(chats[start:start + batch_size]),
+                                 {'padding': True, **backend.processor_kwargs})
             inputs = inputs.to(backend.device, dtype=backend.torch_dtype)
             with torch.inference_mode():
                 output = backend.model.generate(**inputs,

@@ -10,20 +10,17 @@ inside the transformers model instead (`OnnxVisionTransformersBackend`).
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from spotvlm_ros.core.types import FocusPlan, HistoryTurn
-from spotvlm_ros.models.base import EdgeBackend, EdgeResult, ModelLoadError, Timings
+from spotvlm_ros.models.base import EdgeBackend, ModelLoadError
 from spotvlm_ros.models.onnx_export import (DECODER_FILE, EMBED_FILE, MANIFEST_FILE, VISION_FILE,
                                             VISION_INPUTS, vision_encoder_inputs)
-from spotvlm_ros.models.prompt import build_messages
-from spotvlm_ros.models.streaming import GenerationMonitor
-from spotvlm_ros.models.transformers_backend import WARMUP_FRAME_SIZE, TransformersBackend
+from spotvlm_ros.models.prompt import chat_inputs
+from spotvlm_ros.models.transformers_backend import TransformersBackend
 
 CUDA = 'CUDAExecutionProvider'
 CPU = 'CPUExecutionProvider'
@@ -133,6 +130,7 @@ class OnnxBackend(EdgeBackend):
         warmup: bool = True,
         name: Optional[str] = None,
     ):
+        super().__init__()
         self.path = Path(model).expanduser()
         self.name = name or str(model)
         self.max_new_tokens = max_new_tokens
@@ -150,7 +148,6 @@ class OnnxBackend(EdgeBackend):
         self._device_type = 'cuda' if self.provider == CUDA else 'cpu'
         self._past_names = [i.name for i in self.decoder.get_inputs()[2:]]
         self._past_shape = self.decoder.get_inputs()[2].shape  # [1, kv heads, past, head dim]
-        self._lock = threading.Lock()
         self.load_s = time.perf_counter() - start
         self.warmup_s = self.warmup() if warmup else 0.0
 
@@ -167,28 +164,23 @@ class OnnxBackend(EdgeBackend):
             raise ModelLoadError(f"cannot load ONNX export '{self.path}': "
                                  f'{type(exc).__name__}: {exc}') from exc
         self.tokenizer = self.processor.tokenizer
+        self.image_token_id = self.config.image_token_id
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
 
-    def warmup(self) -> float:
-        """Answer one small grey frame so the first real frame pays no first-call costs."""
-        start = time.perf_counter()
-        frame = np.full((WARMUP_FRAME_SIZE, WARMUP_FRAME_SIZE, 3), 128, np.uint8)
-        self.answer(frame, 'Describe the scene.')
-        return time.perf_counter() - start
+    def encode(self, messages: list):
+        """Processor outputs (token ids, pixels, grids) for chat messages, as torch tensors."""
+        return chat_inputs(self.processor, messages)
 
-    def prepare(self, frame, query, history=(), focus=None, system_prompt=None):
-        """Processor outputs (token ids, pixels, grids) for one answer, as torch tensors."""
-        messages = build_messages(frame, query, history, focus, system_prompt)
-        return self.processor.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True, return_dict=True,
-            return_tensors='pt')
+    def prompt_ids(self, inputs) -> np.ndarray:
+        """The prompt's token ids."""
+        return inputs['input_ids'][0].numpy()
 
     def prompt_embeddings(self, input_ids: np.ndarray,
                           image_embeds: Optional[np.ndarray]) -> np.ndarray:
         """Token embeddings (1, L, H) with the image placeholders replaced by the encoder's."""
         embeds = np.asarray(self.embed_tokens[input_ids], dtype=np.float32)
         if image_embeds is not None:
-            embeds[input_ids == self.config.image_token_id] = image_embeds
+            embeds[input_ids == self.image_token_id] = image_embeds
         return embeds[None]
 
     def empty_cache(self) -> dict:
@@ -215,54 +207,29 @@ class OnnxBackend(EdgeBackend):
         token = int(np.argmax(outputs[0].numpy()[0, -1]))
         return token, dict(zip(self._past_names, outputs[1:]))
 
-    def answer(
-        self,
-        frame: np.ndarray,
-        query: str,
-        history: Sequence[HistoryTurn] = (),
-        focus: Optional[FocusPlan] = None,
-        system_prompt: Optional[str] = None,
-        on_text: Optional[Callable[[str], None]] = None,
-    ) -> EdgeResult:
-        """Answer `query` about `frame`; `on_text` receives the answer so far while decoding."""
-        with self._lock:
-            start = time.perf_counter()
-            inputs = self.prepare(frame, query, history, focus, system_prompt)
-            input_ids = inputs['input_ids'][0].numpy()
-            grid = inputs['image_grid_thw'].numpy()
-            prepared = time.perf_counter()
-            positions, delta = mrope_positions(input_ids, grid, self.config.image_token_id,
-                                               self.config.vision_config.spatial_merge_size)
-            embeds = self.prompt_embeddings(input_ids, self.vision(inputs['pixel_values'], grid))
-            monitor = GenerationMonitor(self.tokenizer, on_text, skip_prompt=False)
-            token, cache = self.step(embeds, positions[:, None, :], self.empty_cache())
-            new_ids = [token]
+    def generate(self, inputs, monitor) -> list:
+        """The greedy loop: the encoder and prefill, then one decoder run per new token."""
+        input_ids = self.prompt_ids(inputs)
+        grid = inputs['image_grid_thw'].numpy()
+        positions, delta = mrope_positions(input_ids, grid, self.image_token_id,
+                                           self.config.vision_config.spatial_merge_size)
+        embeds = self.prompt_embeddings(input_ids, self.vision(inputs['pixel_values'], grid))
+        token, cache = self.step(embeds, positions[:, None, :], self.empty_cache())
+        new_ids = [token]
+        monitor.put(np.array([token]))
+        while len(new_ids) < self.max_new_tokens and token not in self.eos_ids:
+            # After the prompt, all three rope axes advance together, offset by `delta`.
+            position = np.full((3, 1, 1), len(input_ids) + len(new_ids) - 1 + delta)
+            token, cache = self.step(self.prompt_embeddings(np.array([token]), None),
+                                     position, cache)
+            new_ids.append(token)
             monitor.put(np.array([token]))
-            while len(new_ids) < self.max_new_tokens and token not in self.eos_ids:
-                # After the prompt, all three rope axes advance together, offset by `delta`.
-                position = np.full((3, 1, 1), len(input_ids) + len(new_ids) - 1 + delta)
-                token, cache = self.step(self.prompt_embeddings(np.array([token]), None),
-                                         position, cache)
-                new_ids.append(token)
-                monitor.put(np.array([token]))
-            monitor.end()
-            generated = time.perf_counter()
-            text = self.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
-            end = time.perf_counter()
-        first = monitor.first_token_time
-        return EdgeResult(
-            text=text,
-            timings=Timings.from_marks(start, prepared, first, generated, end),
-            visual_tokens=int((input_ids == self.config.image_token_id).sum()),
-            prompt_tokens=len(input_ids),
-            new_tokens=len(new_ids),
-            token_ids=tuple(new_ids),
-        )
+        monitor.end()
+        return new_ids
 
-    def close(self) -> None:
+    def release(self) -> None:
         """Release the ONNX Runtime sessions."""
-        with self._lock:
-            self.vision = self.decoder = None
+        self.vision = self.decoder = None
 
 
 def onnx_vision_module(encoder: OnnxVisionEncoder, visual):

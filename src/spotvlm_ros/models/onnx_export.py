@@ -103,6 +103,13 @@ def _segment_attention(attn, x, cos, sin, gather, bias, scatter):
     return attn.proj(out.reshape(-1, out.shape[2] * out.shape[3])[scatter])
 
 
+def patch_embedding(patch_embed, pixel_values):
+    """The patch embedding as one matrix product: its Conv3d has kernel = stride = one patch,
+    which ONNX Runtime's CPU Conv runs several times slower than the same MatMul."""
+    weight = patch_embed.proj.weight  # (hidden, channels, time, patch, patch), no bias
+    return pixel_values.to(weight.dtype) @ weight.reshape(weight.shape[0], -1).t()
+
+
 class ExportableVisionEncoder(torch.nn.Module):
     """`model.model.visual` (shared weights) with its grid bookkeeping passed in as tensors."""
 
@@ -121,7 +128,7 @@ class ExportableVisionEncoder(torch.nn.Module):
                 full_gather, full_valid, full_scatter,
                 window_gather, window_valid, window_scatter):
         vis = self.visual
-        hidden = self.permute(vis.patch_embed(pixel_values), window_index)
+        hidden = self.permute(patch_embedding(vis.patch_embed, pixel_values), window_index)
         cos, sin = vis.rotary_pos_emb(hidden, position_ids)
         cos, sin = self.permute(cos, window_index), self.permute(sin, window_index)
         full = (full_gather, _padding_bias(full_valid, hidden.dtype), full_scatter)

@@ -45,23 +45,29 @@ CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+def _preset(bpe_vocab: int, vision_depth: int, vision_width: int, vision_heads: int,
+            text_width: int, text_intermediate: int, text_layers: int, text_heads: int,
+            mrope_section: list) -> dict:
+    """A size preset: full attention in the middle and last vision blocks, 2 key/value heads."""
+    return dict(
+        bpe_vocab=bpe_vocab,
+        vision=dict(depth=vision_depth, hidden_size=vision_width,
+                    intermediate_size=2 * vision_width, num_heads=vision_heads,
+                    fullatt_block_indexes=[vision_depth // 2 - 1, vision_depth - 1]),
+        text=dict(hidden_size=text_width, intermediate_size=text_intermediate,
+                  num_hidden_layers=text_layers, num_attention_heads=text_heads,
+                  num_key_value_heads=2, mrope_section=mrope_section),
+    )
+
+
 # Size presets: 'tiny' for tests (~0.6 M parameters), 'small' for benchmarks where the
 # model, not Python, should dominate the time.
 PRESETS = {
-    'tiny': dict(
-        bpe_vocab=400,
-        vision=dict(depth=4, hidden_size=32, intermediate_size=64, num_heads=2,
-                    fullatt_block_indexes=[1, 3]),
-        text=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, mrope_section=[2, 3, 3]),
-    ),
-    'small': dict(
-        bpe_vocab=1000,
-        vision=dict(depth=8, hidden_size=128, intermediate_size=256, num_heads=4,
-                    fullatt_block_indexes=[3, 7]),
-        text=dict(hidden_size=256, intermediate_size=704, num_hidden_layers=4,
-                  num_attention_heads=8, num_key_value_heads=2, mrope_section=[4, 6, 6]),
-    ),
+    'tiny': _preset(400, vision_depth=4, vision_width=32, vision_heads=2, text_width=64,
+                    text_intermediate=128, text_layers=2, text_heads=4, mrope_section=[2, 3, 3]),
+    'small': _preset(1000, vision_depth=8, vision_width=128, vision_heads=4, text_width=256,
+                     text_intermediate=704, text_layers=4, text_heads=8,
+                     mrope_section=[4, 6, 6]),
 }
 
 # Qwen2.5-VL's own preprocessing limits (min 4 tokens, max 16384 tokens per image).

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
-import numpy as np
-
-from spotvlm_ros.core.types import FocusPlan, HistoryTurn
-from spotvlm_ros.models.base import EdgeBackend, EdgeResult, ModelLoadError, Timings
+from spotvlm_ros.models.base import EdgeBackend, ModelLoadError
 from spotvlm_ros.models.checkpoint import resolve_checkpoint
-from spotvlm_ros.models.prompt import build_messages
-from spotvlm_ros.models.streaming import GenerationMonitor
+from spotvlm_ros.models.prompt import chat_inputs
 
 _DTYPES = {'float32': 'float32', 'fp32': 'float32', 'float16': 'float16', 'fp16': 'float16',
            'half': 'float16', 'bfloat16': 'bfloat16', 'bf16': 'bfloat16'}
-
-WARMUP_FRAME_SIZE = 56  # the smallest image Qwen2.5-VL accepts (4 visual tokens)
 
 
 def resolve_device(device: str) -> str:
@@ -123,6 +116,8 @@ class TransformersBackend(EdgeBackend):
     {'images_kwargs': {'size': {'shortest_edge': 3136, 'longest_edge': 448 * 448}}}.
     """
 
+    streams_prompt = True  # generate() hands its streamer the prompt first
+
     def __init__(
         self,
         model: Union[str, Path],
@@ -137,6 +132,7 @@ class TransformersBackend(EdgeBackend):
         warmup: bool = True,
         name: Optional[str] = None,
     ):
+        super().__init__()
         self.name = name or str(model)
         self.path = resolve_checkpoint(str(model), allow_download=allow_download)
         self.device = resolve_device(device)
@@ -144,7 +140,6 @@ class TransformersBackend(EdgeBackend):
         self.max_new_tokens = max_new_tokens
         self.generate_kwargs = dict(generate_kwargs or {})
         self.processor_kwargs = dict(processor_kwargs or {})
-        self._lock = threading.Lock()
         start = time.perf_counter()
         self.processor, self.model = load_processor_and_model(
             self.path, self.device, self.torch_dtype, attn_implementation)
@@ -154,75 +149,28 @@ class TransformersBackend(EdgeBackend):
         self.load_s = time.perf_counter() - start
         self.warmup_s = self.warmup() if warmup else 0.0
 
-    def warmup(self) -> float:
-        """Answer one small grey frame so the first real frame pays no first-call costs."""
-        start = time.perf_counter()
-        frame = np.full((WARMUP_FRAME_SIZE, WARMUP_FRAME_SIZE, 3), 128, np.uint8)
-        self.answer(frame, 'Describe the scene.')
-        return time.perf_counter() - start
-
-    def prepare(
-        self,
-        frame: np.ndarray,
-        query: str,
-        history: Sequence[HistoryTurn] = (),
-        focus: Optional[FocusPlan] = None,
-        system_prompt: Optional[str] = None,
-    ):
-        """The model inputs (token ids, pixels, grids) for one answer, on the model's device."""
-        messages = build_messages(frame, query, history, focus, system_prompt)
-        inputs = self.processor.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True, return_dict=True,
-            return_tensors='pt', processor_kwargs=dict(self.processor_kwargs))
+    def encode(self, messages: list):
+        """The model inputs (token ids, pixels, grids) for chat messages, on the model's device."""
+        inputs = chat_inputs(self.processor, messages, self.processor_kwargs)
         return inputs.to(self.device, dtype=self.torch_dtype)
 
-    def count_visual_tokens(self, input_ids) -> int:
-        """How many placeholder tokens the images became in the prompt."""
-        if self.image_token_id is None:
-            return 0
-        return int((input_ids == self.image_token_id).sum())
-
-    def answer(
-        self,
-        frame: np.ndarray,
-        query: str,
-        history: Sequence[HistoryTurn] = (),
-        focus: Optional[FocusPlan] = None,
-        system_prompt: Optional[str] = None,
-        on_text: Optional[Callable[[str], None]] = None,
-    ) -> EdgeResult:
-        """Answer `query` about `frame`; `on_text` receives the answer so far while decoding."""
+    def generate(self, inputs, monitor) -> list:
+        """`model.generate`, greedy, streaming into `monitor`; the new token ids."""
         import torch
 
-        # One generate at a time: the model and its caches are not re-entrant.
-        with self._lock:
-            start = time.perf_counter()
-            inputs = self.prepare(frame, query, history, focus, system_prompt)
-            prepared = time.perf_counter()
-            monitor = GenerationMonitor(self.tokenizer, on_text)
-            with torch.inference_mode():
-                output = self.model.generate(**inputs, generation_config=self.generation_config,
-                                             streamer=monitor, **self.generate_kwargs)
-            generated = time.perf_counter()
-            prompt_ids = inputs['input_ids']
-            new_ids = output[0, prompt_ids.shape[1]:].tolist()
-            text = self.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
-            first = monitor.first_token_time or generated
-            end = time.perf_counter()
-        return EdgeResult(
-            text=text,
-            timings=Timings.from_marks(start, prepared, first, generated, end),
-            visual_tokens=self.count_visual_tokens(prompt_ids),
-            prompt_tokens=int(prompt_ids.shape[1]),
-            new_tokens=len(new_ids),
-            token_ids=tuple(new_ids),
-        )
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, generation_config=self.generation_config,
+                                         streamer=monitor, **self.generate_kwargs)
+        return output[0, inputs['input_ids'].shape[1]:].tolist()
 
-    def close(self) -> None:
+    def prompt_ids(self, inputs):
+        """The prompt's token ids."""
+        return inputs['input_ids'][0]
+
+    def release(self) -> None:
         """Drop the model and free GPU memory it held."""
         import torch
 
-        with self._lock:
-            self.model = None
-            if self.device.startswith('cuda'):
-                torch.cuda.empty_cache()
+        self.model = None
+        if self.device.startswith('cuda'):
+            torch.cuda.empty_cache()

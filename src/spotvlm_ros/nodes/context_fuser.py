@@ -13,12 +13,11 @@ from spotvlm_msgs.msg import CloudContext, EdgeAnswer, FusedContext
 
 from spotvlm_ros.core.composition import fuse
 from spotvlm_ros.core.context import ContextStore
-from spotvlm_ros.core.images import shrink
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (DiagnosticsPublisher, make_status, threshold_level)
 from spotvlm_ros.models.base import ModelLoadError
 from spotvlm_ros.models.tokens import token_counter
-from spotvlm_ros.nodes.images import frame_or_skip, subscribe_images
+from spotvlm_ros.nodes.images import subscribe_images, thumbnail_or_skip
 from spotvlm_ros.nodes.params import ParameterError, declare_node
 from spotvlm_ros.nodes.qos import ANSWER_QOS, CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
@@ -40,7 +39,7 @@ class ContextFuser(Node):
         self._lock = threading.Lock()
         self._last_publish: Optional[float] = None
         self._first_stamp: Optional[float] = None
-        self._newest: Optional[tuple] = None  # (stamp, header, full frame) of the newest image
+        self._newest: Optional[tuple] = None  # (stamp, header, thumbnail, full size): newest
         self.counts = {'frames': 0, 'bad_frames': 0, 'contexts': 0, 'failed_contexts': 0,
                        'edge_answers': 0, 'published': 0}
         self._pub = self.create_publisher(FusedContext, 'fused_context', FUSED_CONTEXT_QOS)
@@ -57,13 +56,13 @@ class ContextFuser(Node):
             f'ring of {self.params.node.frame_ring_size} frames')
 
     def _on_image(self, msg: Image) -> None:
-        frame = frame_or_skip(self, msg, self.counts)
-        if frame is None:
+        # Frames are only tracked at flow resolution: the ring and the newest frame are kept
+        # that small (30 4K frames would be 750 MB), and a JPEG is decoded no larger.
+        thumbnail = thumbnail_or_skip(self, msg, self.counts, self.params.focus.flow_max_side)
+        if thumbnail is None:
             return
+        small, size = thumbnail
         stamp = convert.to_sec(msg.header.stamp)
-        # Keyframes are only tracked at flow resolution: the ring keeps them that small, so
-        # its memory does not grow with the camera's (30 4K frames would be 750 MB).
-        small = shrink(frame, self.params.focus.flow_max_side)
         with self._lock:
             if self._frames and stamp < self._frames[-1][0]:
                 self.get_logger().warning(f'time went back {self._frames[-1][0] - stamp:.3f} s:'
@@ -75,7 +74,7 @@ class ContextFuser(Node):
             if self._first_stamp is None:
                 self._first_stamp = stamp
             self._frames.append((stamp, msg.header, small))
-            self._newest = (stamp, msg.header, frame)
+            self._newest = (stamp, msg.header, small, size)
         self.counts['frames'] += 1
         period = self.params.node.min_publish_period_s
         if self._last_publish is None or stamp - self._last_publish >= period:
@@ -109,21 +108,21 @@ class ContextFuser(Node):
                     return frame
         return None
 
-    def fuse(self, stamp: float, header, frame: np.ndarray) -> FusedContext:
-        """The fused context for the frame at `stamp`."""
+    def fuse(self, stamp: float, header, small: np.ndarray, size: tuple) -> FusedContext:
+        """The fused context for the frame at `stamp` of `size`, held as its thumbnail."""
         newest = self.store.newest_cloud(stamp)
         key = self._keyframe_image(newest.keyframe_stamp) if newest is not None else None
-        fused = fuse(self.store, stamp, (frame.shape[1], frame.shape[0]), self.params.focus,
-                     key_image=key, cur_image=frame)
+        fused = fuse(self.store, stamp, size, self.params.focus, key_image=key,
+                     cur_image=small)
         return convert.fused_to_msg(fused, header)
 
     def _publish(self) -> None:
         newest = self._newest_frame()
         if newest is None:
             return
-        stamp, header, frame = newest
+        stamp, header, small, size = newest
         self.store.prune(stamp)
-        self._pub.publish(self.fuse(stamp, header, frame))
+        self._pub.publish(self.fuse(stamp, header, small, size))
         self._last_publish = stamp
         self.counts['published'] += 1
 

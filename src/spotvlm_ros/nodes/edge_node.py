@@ -7,11 +7,12 @@ a worker thread of its own, never on the executor (see docs/architecture.md, exe
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
@@ -52,6 +53,10 @@ class Job:
     on_text: Optional[Callable[[str], None]] = None
     done: Optional[Callable[[EdgeAnswer], None]] = None
     dropped_before: int = 0
+    # Wall-clock seconds at each stage, in order: callback, converted, taken, planned,
+    # inferred, publish; on ~/stage_times when diagnostics.stage_times is set (benchmarks).
+    marks: dict = field(default_factory=dict)
+    preprocess_s: float = 0.0  # the model's share spent on the chat template and pixels
 
 
 class EdgeNode(LifecycleNode):
@@ -79,6 +84,7 @@ class EdgeNode(LifecycleNode):
         self.counts = {'received': 0, 'answered': 0, 'dropped': 0, 'bad_frames': 0, 'asks': 0}
         self._dropped_since_answer = 0
         self._answers = None
+        self._stages = None
         self._group = ReentrantCallbackGroup()
         subscribe_images(self, self.params.node.image_transport, self._on_image,
                          image_qos(self.params.node.image_reliable), callback_group=self._group)
@@ -88,7 +94,6 @@ class EdgeNode(LifecycleNode):
         self._ask_server = ActionServer(
             self, Ask, 'ask', self._execute_ask, goal_callback=self._accept_ask,
             cancel_callback=lambda _: CancelResponse.REJECT, callback_group=self._group)
-        self._wake = self.create_guard_condition(lambda: None, callback_group=self._group)
         self._diag = DiagnosticsPublisher(self, 1.0, self._status)
 
     # lifecycle ------------------------------------------------------------------------
@@ -106,6 +111,8 @@ class EdgeNode(LifecycleNode):
             self.get_logger().error(f'model did not load: {err}')
             return TransitionCallbackReturn.FAILURE
         self._answers = self.create_publisher(EdgeAnswer, 'answer', ANSWER_QOS)
+        if self.params.diagnostics.stage_times:
+            self._stages = self.create_publisher(DiagnosticArray, '~/stage_times', ANSWER_QOS)
         self._stop = False
         self._worker = threading.Thread(target=self._work, name='edge-inference', daemon=True)
         self._worker.start()
@@ -144,10 +151,13 @@ class EdgeNode(LifecycleNode):
 
     # inputs ---------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
-        # Runs on two executor threads at once (reentrant group): every count and the
-        # waiting frame change under the one lock, and only a newer frame replaces it.
+        # May run on two executor threads at once (a reentrant group, where the runner falls
+        # back to the MultiThreadedExecutor): every count and the waiting frame change under
+        # the one lock, and only a newer frame replaces it.
+        called = time.time()
         bad: dict = {'bad_frames': 0}
         frame = frame_or_skip(self, msg, bad)
+        marks = {'callback': called, 'converted': time.time()}
         stamp = convert.to_sec(msg.header.stamp)
         with self._cond:
             if frame is None:
@@ -166,7 +176,7 @@ class EdgeNode(LifecycleNode):
             if self._pending is not None:  # no backlog: the newer frame wins
                 self.counts['dropped'] += 1
                 self._dropped_since_answer += 1
-            self._pending = Job(frame, msg.header, self.query)
+            self._pending = Job(frame, msg.header, self.query, marks=marks)
             self._cond.notify()
 
     def _on_context(self, msg: FusedContext) -> None:
@@ -190,7 +200,6 @@ class EdgeNode(LifecycleNode):
 
         def done(answer: EdgeAnswer) -> None:
             finished.set_result(answer)
-            self._wake.trigger()  # wake the executor so this coroutine resumes at once
 
         job = Job(frame, header, goal_handle.request.question, not goal_handle.request.no_context,
                   on_text=lambda text: goal_handle.publish_feedback(Ask.Feedback(partial_text=text)),
@@ -217,6 +226,7 @@ class EdgeNode(LifecycleNode):
                 return self._asks.pop(0)
             job, self._pending = self._pending, None
             job.dropped_before, self._dropped_since_answer = self._dropped_since_answer, 0
+            job.marks['taken'] = time.time()
             return job
 
     def _work(self) -> None:
@@ -229,7 +239,10 @@ class EdgeNode(LifecycleNode):
             if job.done is not None:
                 job.done(answer)
             elif answer.model:
+                job.marks['publish'] = time.time()
                 self._answers.publish(answer)
+                if self._stages is not None:
+                    self._stages.publish(stage_times(job, answer))
         self._fail_pending_asks()
 
     def _fail_pending_asks(self) -> None:
@@ -261,7 +274,8 @@ class EdgeNode(LifecycleNode):
     def _source(self, query: str, fused, stamp: float) -> tuple:
         """(the source answering this frame, the newest cloud turn about `query` if any)."""
         turns = [t for t in (fused.turns if fused else ()) if t.source == SOURCE_CLOUD
-                 and t.query == query and 0 <= stamp - t.source_stamp <= self.params.context.max_age_s]
+                 and t.query == query
+                 and 0 <= stamp - t.source_stamp <= self.params.context.max_age_s]
         newest = max(turns, key=lambda t: t.source_stamp, default=None)
         if self.strategy != AUTO:
             return self.strategy, newest
@@ -273,8 +287,11 @@ class EdgeNode(LifecycleNode):
         """The edge model's answer under `source`'s inputs."""
         inputs = edge_inputs(source, fused, job.frame, stamp, self.params.focus,
                              self.params.context.max_age_s)
+        job.marks['planned'] = time.time()
         result = self.backend.answer(job.frame, job.query, inputs.turns, inputs.focus,
                                      self.params.model.system_prompt or None, job.on_text)
+        job.marks['inferred'] = time.time()
+        job.preprocess_s = result.timings.preprocess_s
         self.inference.add(result.timings.total_s)
         age = inputs.context_age_s
         return EdgeAnswer(
@@ -347,6 +364,14 @@ class EdgeNode(LifecycleNode):
             'model_loaded': loaded, 'model': self.params.model.path, 'strategy': self.strategy,
             'inference_p50_s': p50, 'inference_p95_s': p95, 'drop_ratio': drop_ratio,
             'context_age_s': age, 'context_stale': stale_since is not None, **self.counts})
+
+
+def stage_times(job: Job, answer: EdgeAnswer) -> DiagnosticArray:
+    """The job's stage marks (wall-clock seconds) keyed by stage, under the frame's header."""
+    values = [KeyValue(key=name, value=repr(value)) for name, value in job.marks.items()]
+    values.append(KeyValue(key='preprocess_s', value=repr(job.preprocess_s)))
+    status = DiagnosticStatus(name='edge_node stage times', message=answer.model, values=values)
+    return DiagnosticArray(header=job.header, status=[status])
 
 
 def _auto_activate(node: EdgeNode) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Callable, Optional, Sequence
@@ -12,8 +13,27 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from spotvlm_ros.nodes.params import ParameterError
+from spotvlm_ros.share import share_dir
 
 EXIT_BAD_PARAMETER = 2
+PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
+
+
+def use_frame_transport() -> None:
+    """Point Fast DDS at config/fastdds.xml (whole frames through shared memory) unless a
+    profile is already named; other middlewares ignore the variable."""
+    if not any(os.environ.get(name) for name in PROFILE_VARIABLES):
+        os.environ[PROFILE_VARIABLES[0]] = str(share_dir() / 'config' / 'fastdds.xml')
+
+
+def make_executor():
+    """rclpy's C++ EventsExecutor where this rclpy has it: a message reaches its callback
+    without the Python wait-set rebuild of the other executors (ms per message here)."""
+    try:
+        from rclpy.experimental import EventsExecutor
+    except ImportError:
+        return MultiThreadedExecutor(num_threads=2)
+    return EventsExecutor()
 
 
 def _interrupt(signum, frame):
@@ -28,6 +48,7 @@ def run_node(make_node: Callable[[], Node], argv: Optional[Sequence[str]] = None
     threads may still publish; here Ctrl-C and SIGTERM interrupt the spin instead, the node's
     close() stops its threads, and only then does the context go.
     """
+    use_frame_transport()
     rclpy.init(args=list(argv) if argv is not None else sys.argv,
                signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGINT, _interrupt)
@@ -38,7 +59,7 @@ def run_node(make_node: Callable[[], Node], argv: Optional[Sequence[str]] = None
         rclpy.logging.get_logger('spotvlm').fatal(f'bad parameter {err}')
         rclpy.try_shutdown()
         return EXIT_BAD_PARAMETER
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = make_executor()
     executor.add_node(node)
     try:
         if after_start is not None:

@@ -133,6 +133,8 @@ class EdgeDiagnosticsConfig(Settings):
     inference_error_s: float = setting(10.0, 'inference p95 (s) at which the status is ERROR')
     drop_ratio_warn: float = setting(0.9, 'dropped / received frames above which the status '
                                           'is WARN')
+    stage_times: bool = setting(False, "publish each answer's stage times on ~/stage_times "
+                                       '(benchmarks)', boolean)
 
 
 @dataclass(frozen=True)
