@@ -9,6 +9,7 @@ import time
 from typing import Iterator
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
@@ -21,6 +22,9 @@ from spotvlm_ros.nodes.params import declare_node
 from spotvlm_ros.nodes.qos import PASSTHROUGH_QOS, image_qos
 from spotvlm_ros.nodes.runner import run_node
 
+# At the bag's end the process exits: this long at most for reliable subscribers to have the
+# last messages (a sample not yet acknowledged would be lost with the process).
+FLUSH_S = 2.0
 RESTAMP_MEMORY = 64  # recorded times whose new stamp is kept for the messages recorded with them
 
 
@@ -82,6 +86,7 @@ class ImageSource(Node):
                 if not self.params.node.loop or self._stop.is_set():
                     break
             self.get_logger().info(f'source ended after {self.published} frames')
+            self._flush()
         except SourceError as err:
             self.get_logger().error(str(err))
             self.exit_code = 1
@@ -162,6 +167,13 @@ class ImageSource(Node):
                 pub = False
             self._passthrough_pubs[topic] = pub
         return pub
+
+    def _flush(self) -> None:
+        """Wait until every reliable subscriber acknowledged what was published (bounded)."""
+        for pub in [self._pub, *(p for p in self._passthrough_pubs.values() if p)]:
+            if not pub.wait_for_all_acked(Duration(seconds=FLUSH_S)):
+                self.get_logger().warning(f'{pub.topic_name}: not every subscriber has the '
+                                          f'last messages after {FLUSH_S:g} s')
 
     def close(self) -> None:
         self._stop.set()
