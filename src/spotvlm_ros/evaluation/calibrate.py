@@ -50,11 +50,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _arguments(argv)
     from spotvlm_ros.evaluation import main as evaluation
 
-    first, _, last = args.seeds.partition(':')
-    try:
-        seeds = range(int(first), int(last) if last else int(first) + 1)
-    except ValueError:
-        raise ValueError(f'--seeds {args.seeds!r} is not FIRST:LAST') from None
+    seeds = evaluation.seed_range(args.seeds)
     if not seeds or seeds[0] not in VALIDATION_SEEDS or seeds[-1] not in VALIDATION_SEEDS:
         raise ValueError(f'--seeds {args.seeds}: the table is fitted on validation seeds only '
                          f'({VALIDATION_SEEDS.start}-{VALIDATION_SEEDS.stop - 1})')

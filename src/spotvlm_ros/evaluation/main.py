@@ -208,6 +208,15 @@ def answered_in_both(offline: list, live: list) -> tuple:
     return ([r for r in offline if key(r) in answered], [r for r in live if key(r) in answered])
 
 
+def seed_range(spec: str) -> range:
+    """The seeds of a 'FIRST:LAST' (LAST exclusive) or 'FIRST' spec."""
+    first, _, last = spec.partition(':')
+    try:
+        return range(int(first), int(last) if last else int(first) + 1)
+    except ValueError:
+        raise ValueError(f"--seeds {spec!r} is not FIRST:LAST") from None
+
+
 def drive_bags(args) -> list:
     """The bags to replay: --bag ones, then the --seeds drives (generated once, then reused)."""
     bags = [Path(b) for b in args.bag or ([] if args.seeds else [DEFAULT_BAG])]
@@ -215,11 +224,7 @@ def drive_bags(args) -> list:
         from spotvlm_ros.io.bags import write_scene_bag
         from spotvlm_ros.scenes.truth import sequence
 
-        first, _, last = args.seeds.partition(':')
-        try:
-            seeds = range(int(first), int(last) if last else int(first) + 1)
-        except ValueError:
-            raise ValueError(f"--seeds {args.seeds!r} is not FIRST:LAST") from None
+        seeds = seed_range(args.seeds)
         if not seeds or args.seconds <= 0:
             raise ValueError(f'--seeds {args.seeds} --seconds {args.seconds} gives no drive')
         for seed in seeds:
