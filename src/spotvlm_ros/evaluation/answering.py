@@ -52,6 +52,7 @@ class Answerer:
         self._edge: dict = {}
         self._cloud: dict = {}
         self._split: dict = {}
+        self._tokens: dict = {}  # frame index -> its VisualTokens, for partitioned
         self.calls = {'edge': 0, 'cloud': 0}
 
     @property
@@ -133,8 +134,10 @@ class Answerer:
         key = (frame.index, question, dtype)
         if key not in self._split:
             prompt, size = keyframe_prompt(self.cloud_config, frame.size)
-            tokens = encode_frame(self.cloud_backend, sent_image(frame.image, size))
-            part = embeds_part(tokens, dtype)
+            if frame.index not in self._tokens:  # one encoding per frame, whatever is asked
+                self._tokens[frame.index] = encode_frame(self.cloud_backend,
+                                                         sent_image(frame.image, size))
+            part = embeds_part(self._tokens[frame.index], dtype)
             result = answer_from_tokens(self.cloud_backend, tokens_of_part(part), question,
                                         prompt)
             self.calls['cloud'] += 1
