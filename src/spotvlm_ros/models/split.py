@@ -9,7 +9,6 @@ unchanged.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -38,7 +37,7 @@ def encode_frame(backend, frame: np.ndarray) -> VisualTokens:
     import torch
 
     inputs = backend.prepare(frame, '')  # the very preprocessing an unsplit answer runs
-    with _locked(backend), torch.inference_mode():
+    with backend._lock, torch.inference_mode():
         out = backend.model.get_image_features(inputs['pixel_values'], inputs['image_grid_thw'],
                                                return_dict=True)
     embeddings = torch.cat(out.pooler_output, dim=0).float().cpu().numpy()
@@ -72,7 +71,7 @@ def answer_from_tokens(backend, tokens: VisualTokens, query: str,
         backend.device, backend.torch_dtype)
     encoded = {'image': BaseModelOutputWithPooling(pooler_output=(embeddings,))}
     prepared = time.perf_counter()
-    with _locked(backend), torch.inference_mode():
+    with backend._lock, torch.inference_mode():
         output = backend.model.generate(**inputs, mm_encoder_outputs=encoded,
                                         generation_config=backend.generation_config)
     generated = time.perf_counter()
@@ -85,8 +84,3 @@ def answer_from_tokens(backend, tokens: VisualTokens, query: str,
                       visual_tokens=len(tokens.embeddings), prompt_tokens=int(prompt_ids.shape[1]),
                       new_tokens=len(new_ids), token_ids=tuple(new_ids))
 
-
-def _locked(backend):
-    """The backend's generate lock: its model is not re-entrant."""
-    lock = getattr(backend, '_lock', None)
-    return lock if lock is not None else contextlib.nullcontext()
