@@ -272,13 +272,14 @@ class EdgeNode(LifecycleNode):
         return msg
 
     def _source(self, query: str, fused, stamp: float) -> tuple:
-        """(the source answering this frame, the newest cloud turn about `query` if any)."""
+        """(the source answering this frame, the newest cloud turn about `query` if auto
+        takes it)."""
+        if self.strategy != AUTO:
+            return self.strategy, None
         turns = [t for t in (fused.turns if fused else ()) if t.source == SOURCE_CLOUD
                  and t.query == query
                  and 0 <= stamp - t.source_stamp <= self.params.context.max_age_s]
         newest = max(turns, key=lambda t: t.source_stamp, default=None)
-        if self.strategy != AUTO:
-            return self.strategy, newest
         # The cloud waited for is not a choice here: the bridge sends keyframes, not this frame.
         return choose_source(self.calibration, query, stamp,
                              None if newest is None else newest.source_stamp), newest
