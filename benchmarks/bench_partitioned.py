@@ -24,13 +24,13 @@ from spotvlm_ros.cloud.client import CloudClientConfig  # noqa: E402
 from spotvlm_ros.cloud.embeds import embeds_part, payload_bytes, tokens_of_part  # noqa: E402
 from spotvlm_ros.cloud.encoding import encode_keyframe  # noqa: E402
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, system_prompt  # noqa: E402
-from spotvlm_ros.evaluation.replay import load_bag, questions_of  # noqa: E402
+from spotvlm_ros.io.replay import load_bag, questions_of  # noqa: E402
 from spotvlm_ros.models.split import answer_from_tokens, encode_frame  # noqa: E402
 from spotvlm_ros.models.transformers_backend import TransformersBackend  # noqa: E402
+from spotvlm_ros.scenes.large_model import visual_token_bytes  # noqa: E402
 from spotvlm_ros.share import DEFAULT_CLOUD_CHECKPOINT, SAMPLE_BAG, resolve  # noqa: E402
 
 UPLINK_MBPS = 10.0
-WIDE_72B = 8192
 
 
 def main() -> int:
@@ -67,8 +67,8 @@ def main() -> int:
                         ('fp16', 'visual tokens, fp16'), ('int8', 'visual tokens, int8')):
         size = statistics.median(sizes[name])
         print(f'{label:<28}{size:>12.0f}{size / jpeg:>8.2f}{size * 8 / UPLINK_MBPS / 1e3:>11.1f}')
-    for name, per_value in (('fp16', 2), ('int8', 1)):
-        size = rows * WIDE_72B * per_value + (rows * 4 if name == 'int8' else 0)
+    for name, dtype in (('fp16', 'float16'), ('int8', 'int8')):
+        size = visual_token_bytes(frames[0].size, dtype)
         print(f'{"72B-class " + name:<28}{size:>12.0f}{size / jpeg:>8.2f}'
               f'{size * 8 / UPLINK_MBPS / 1e3:>11.1f}')
     print(f'encoder on this machine: median {statistics.median(encode_s) * 1e3:.0f} ms')

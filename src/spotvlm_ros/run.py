@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Optional, Sequence
 
+from spotvlm_ros.scenes.large_model import is_simulated
 from spotvlm_ros.share import DEFAULT_CLOUD_CHECKPOINT, SAMPLE_BAG, SCHEME
 
 NODES = ('context_fuser', 'cloud_bridge', 'edge_node', 'image_source')
@@ -159,7 +160,8 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument('--cloud-url', help='an external OpenAI-compatible endpoint (no local server)')
     parser.add_argument('--cloud-model', default=DEFAULT_CLOUD_CHECKPOINT,
                         help="local server's checkpoint (default: the trained %(default)s); "
-                             "'tiny' = random weights, for tests")
+                             "'tiny' = random weights, for tests; 'simulated' = a stand-in for "
+                             "a 72B-class model that reads the bag's ground truth")
     parser.add_argument('--trace', default='lognormal', help='latency trace of the local server')
     parser.add_argument('--trace-param', action='append', default=[], metavar='KEY=VALUE')
     parser.add_argument('--trace-columns', metavar='TIME,DELAY',
@@ -212,6 +214,8 @@ def _cloud_server(args, port: int) -> subprocess.Popen:
     cmd = [sys.executable, '-m', 'spotvlm_ros.cloud.server', '--model', model,
            '--served-model-name', served_name(args.cloud_model), '--port', str(port), '--seed', str(args.seed),
            '--log-level', 'WARNING']
+    if is_simulated(model):  # it answers from the replayed drive's own ground truth
+        cmd += ['--truth-bag', args.bag]
     if args.trace:
         cmd += ['--trace', args.trace]
     for param in args.trace_param:
@@ -253,7 +257,9 @@ def check_arguments(args) -> None:
         if not value >= 0 or value == float('inf'):
             raise UsageError(f'--{name} must be a finite number >= 0, got {value}')
     if not args.no_cloud and not args.cloud_url:
-        if args.cloud_model != 'tiny':
+        if is_simulated(args.cloud_model) and args.bag is None:
+            raise UsageError('--cloud-model simulated answers from the ground truth of --bag')
+        if args.cloud_model != 'tiny' and not is_simulated(args.cloud_model):
             from spotvlm_ros.models.base import ModelLoadError
             from spotvlm_ros.models.checkpoint import looks_like_path, resolve_checkpoint
 

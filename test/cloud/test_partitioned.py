@@ -14,7 +14,7 @@ from spotvlm_ros.cloud.embeds import embeds_part, payload_bytes, tokens_of_part
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, system_prompt
 from spotvlm_ros.cloud.responders import ScriptedResponder, transformers_responder
 from spotvlm_ros.cloud.server import make_app
-from spotvlm_ros.evaluation.replay import load_bag
+from spotvlm_ros.io.replay import load_bag
 from spotvlm_ros.models.split import VisualTokens, encode_frame
 from spotvlm_ros.share import DEFAULT_CLOUD_CHECKPOINT, SAMPLE_BAG, resolve
 

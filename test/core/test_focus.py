@@ -242,7 +242,8 @@ def test_focus_for_answer_maps_the_answer_by_its_age_and_image_size(textured_fra
     assert tracked.source == SOURCE_PROPAGATED and tracked.x1 == pytest.approx(106, abs=1)
     (widened,), _ = focus_for_answer(answer, cur, 12.0, config)
     assert widened.x1 == pytest.approx(100 - 0.1 * 240)
-    assert [c.label for c in plan.crops] == ['car (centre)']
+    # The crop says where the box was carried to, not where the cloud saw it.
+    assert [c.label for c in plan.crops] == ['car at [106, 80, 166, 140]']
     assert plan.visual_tokens <= 200
 
 
@@ -292,7 +293,8 @@ def test_plan_gives_sharper_crops_of_the_best_regions():
     regions = [box(100, 100, 160, 140, 'car', 0.9), box(400, 50, 420, 120, 'person', 0.8),
                box(500, 300, 560, 360, 'dog', 0.1)]
     plan = plan_focus(frame, regions, 256, max_crops=2)
-    assert [c.label for c in plan.crops] == ['car (top left)', 'person (top)']
+    assert [c.label for c in plan.crops] == ['car at [100, 100, 160, 140]',
+                                             'person at [400, 50, 420, 120]']
     global_scale = plan.global_view.shape[1] / 640
     for crop, region in zip(plan.crops, regions):
         assert crop.image.shape[1] / crop.region.width >= 1.25 * global_scale
@@ -338,10 +340,10 @@ def test_plan_from_config_uses_its_knobs():
 
 
 @pytest.mark.parametrize('region, words', [
-    (box(0, 0, 50, 50, 'car'), 'car (top left)'),
-    (box(300, 220, 340, 260, 'dog'), 'dog (centre)'),
-    (box(600, 400, 640, 480, 'cone'), 'cone (bottom right)'),
-    (box(300, 0, 340, 40, ''), 'top')])
+    (box(0, 0, 50, 50, 'car'), 'car at [0, 0, 50, 50]'),
+    (box(300.4, 220.6, 340, 260, 'dog'), 'dog at [300, 221, 340, 260]'),
+    (box(-10, -5, 700, 500, 'bus'), 'bus at [0, 0, 640, 480]'),
+    (box(300, 0, 340, 40, ''), 'at [300, 0, 340, 40]')])
 def test_crop_label_says_where(region, words):
     assert crop_label(region, (640, 480)) == words
 

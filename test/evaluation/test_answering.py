@@ -6,7 +6,7 @@ import pytest
 from spotvlm_ros.cloud.client import CloudClientConfig
 from spotvlm_ros.cloud.prompts import FORMAT_GRID_1000, system_prompt
 from spotvlm_ros.evaluation.answering import Answerer
-from spotvlm_ros.evaluation.replay import BagFrame
+from spotvlm_ros.io.replay import BagFrame
 from spotvlm_ros.models.base import EdgeResult
 
 

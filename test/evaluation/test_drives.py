@@ -11,7 +11,7 @@ from spotvlm_ros.evaluation.drives import (
 from spotvlm_ros.evaluation.main import main as eval_main
 from spotvlm_ros.evaluation.records import (AUTO, CLOUD_LATEST, CONTEXT_TRANSFER, EDGE_ONLY,
                                             AnswerRecord)
-from spotvlm_ros.evaluation.replay import BagFrame, Question
+from spotvlm_ros.io.replay import BagFrame, Question
 from spotvlm_ros.scenes.truth import VQA
 
 

@@ -14,7 +14,7 @@ from spotvlm_ros.evaluation.answering import Answerer
 from spotvlm_ros.evaluation.cloud_sim import keyframe_requests, last_round_trip, mean_delay
 from spotvlm_ros.evaluation.main import answered_in_both, main as eval_main, trace_from_spec
 from spotvlm_ros.evaluation.offline import OfflineSettings, latest_first, simulate
-from spotvlm_ros.evaluation.replay import load_bag
+from spotvlm_ros.io.replay import load_bag
 
 ROOT = Path(__file__).resolve().parents[2]
 BAG = ROOT / 'bags' / 'sample_scene'

@@ -84,3 +84,17 @@ def test_run_fails_when_the_bag_cannot_be_read(tmp_path):
     assert proc.returncode == 1, out
     assert 'cannot open bag' in out
     assert not any(alive(pid) for pid in kids)
+
+
+def test_run_serves_the_simulated_large_model_over_the_bags_own_truth():
+    from spotvlm_ros.share import SAMPLE_BAG, resolve
+
+    proc = start_run(pathlib.Path(resolve(SAMPLE_BAG)), '--cloud-model', 'simulated',
+                     '--trace', 'constant', '--trace-param', 'delay_s=0.2')
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+    # The server matched every keyframe to a frame of the bag and answered it.
+    summary = next(line for line in out.splitlines() if line.startswith('[summary]'))
+    used = int(summary.split(' used cloud context')[0].rsplit(' ', 1)[-1])
+    assert used >= 50, summary
+    assert 'unsupported_input' not in out and 'Traceback' not in out

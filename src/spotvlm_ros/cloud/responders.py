@@ -14,6 +14,7 @@ from spotvlm_ros.cloud.prompts import (
     FORMAT_GRID_1000, FORMAT_NORMALIZED, FORMAT_PIXELS, GROUNDING_FORMATS)
 from spotvlm_ros.models.base import EdgeBackend, EdgeResult, Timings
 from spotvlm_ros.models.split import VisualTokens, answer_from_tokens
+from spotvlm_ros.scenes.large_model import SimulatedLargeModel
 
 
 class Responder(abc.ABC):
@@ -72,6 +73,50 @@ def transformers_responder(model: str, device: str = 'cpu', dtype: str = 'float3
     from spotvlm_ros.models.factory import make_backend
     return BackendResponder(make_backend('transformers', model=model, device=device,
                                          dtype=dtype, max_new_tokens=max_new_tokens))
+
+
+class SimulatedResponder(Responder):
+    """The simulated large model (scenes/large_model.py) served: it knows one drive's truth.
+
+    A 72B-class model cannot run here; this stand-in answers images of a synthetic drive
+    whose bag (frames and ground truth) it was given. Each image it receives is matched to
+    the bag frame nearest in a small grey thumbnail, and its reply is the one the offline
+    evaluator gets for that frame, sized for the image received.
+    """
+
+    def __init__(self, frames: Sequence, model: Optional[SimulatedLargeModel] = None):
+        self._frames = [f for f in frames if f.questions]
+        if not self._frames:
+            raise ValueError('the simulated cloud model needs a bag with ground truth')
+        self._thumbs = np.stack([_thumbnail(f.image) for f in self._frames])
+        self._model = model or SimulatedLargeModel()
+        self.name = self._model.name
+
+    def respond(self, images, prompt, system_prompt, max_tokens):
+        """Reply about the bag frame that looks most like the first image."""
+        started = time.perf_counter()
+        image = images[0]
+        distance = np.square(self._thumbs - _thumbnail(image)).sum(axis=(1, 2))
+        frame = self._frames[int(np.argmin(distance))]
+        try:
+            text = self._model.reply_about(frame, prompt, (image.shape[1], image.shape[0]))
+        except ValueError as err:
+            raise UnsupportedInput(str(err)) from None
+        return EdgeResult(text=text, timings=Timings(total_s=time.perf_counter() - started),
+                          new_tokens=len(text.split()))
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    """A 64x48 grey thumbnail: enough to tell a drive's frames apart, whatever the size sent."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (64, 48), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def simulated_responder(bag) -> SimulatedResponder:
+    """The simulated large model over the drive recorded in `bag` (with ground truth)."""
+    from spotvlm_ros.io.replay import load_bag
+
+    return SimulatedResponder(load_bag(bag))
 
 
 # Colour names for the scripted responder's labels, as RGB.

@@ -27,9 +27,11 @@ from PIL import Image
 
 from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT, LOOPBACK_HOSTS
 from spotvlm_ros.cloud.embeds import PART_TYPE, tokens_of_part
-from spotvlm_ros.cloud.responders import Responder, UnsupportedInput, transformers_responder
+from spotvlm_ros.cloud.responders import (
+    Responder, UnsupportedInput, simulated_responder, transformers_responder)
 from spotvlm_ros.cloud.structured import structured_from_prose
 from spotvlm_ros.models.base import EdgeResult, ModelLoadError
+from spotvlm_ros.scenes.large_model import is_simulated
 from spotvlm_ros.share import DEFAULT_CLOUD_CHECKPOINT
 
 log = logging.getLogger(__name__)
@@ -468,6 +470,9 @@ def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--model', default=DEFAULT_CLOUD_CHECKPOINT,
                         help='checkpoint folder, package://PKG/path or hub id '
                              '(default: the trained %(default)s)')
+    parser.add_argument('--truth-bag', default=None,
+                        help="with --model simulated: the synthetic drive's bag, whose ground "
+                             'truth the simulated large model answers from')
     parser.add_argument('--served-model-name', default=None,
                         help=f'model name clients ask for (default: {DEFAULT_CLOUD_MODEL} for '
                              'the default model, else the --model value)')
@@ -496,6 +501,18 @@ def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _responder(args) -> Responder:
+    """The model to serve: a checkpoint, or the simulated large model over a drive's bag."""
+    if is_simulated(args.model):
+        if not args.truth_bag:
+            raise ValueError('--model simulated answers from ground truth: give --truth-bag')
+        return simulated_responder(args.truth_bag)
+    if args.truth_bag:
+        raise ValueError('--truth-bag goes with --model simulated only')
+    return transformers_responder(args.model, device=args.device, dtype=args.dtype,
+                                  max_new_tokens=args.max_new_tokens)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """`spotvlm cloud-server`: load the model, then serve until interrupted."""
     args = _arguments(argv)
@@ -518,8 +535,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log.info('latency trace %r: %s', trace.name, trace.summary())
 
     try:
-        responder = transformers_responder(args.model, device=args.device, dtype=args.dtype,
-                                           max_new_tokens=args.max_new_tokens)
+        responder = _responder(args)
     except (ModelLoadError, ValueError) as e:
         print(f'cloud-server: {e}', file=sys.stderr)
         return 2

@@ -171,14 +171,16 @@ def focus_for_answer(answer: Optional[CloudAnswer], frame: np.ndarray, frame_sta
 
 
 def crop_label(region: Region, frame_size: Size) -> str:
-    """The region's label and where it sits in the frame, e.g. 'car (top left)'."""
+    """The region's label and its box in frame pixels, e.g. 'car at [12, 40, 96, 88]'.
+
+    The box is where the region was carried to in this frame: the model can answer a
+    "where is" question from it, which a word such as 'top left' would not allow.
+    """
     width, height = frame_size
-    cx = (region.x1 + region.x2) / 2 / width
-    cy = (region.y1 + region.y2) / 2 / height
-    row = ('top', '', 'bottom')[min(2, int(cy * 3))]
-    col = ('left', '', 'right')[min(2, int(cx * 3))]
-    where = ' '.join(w for w in (row, col) if w) or 'centre'
-    return f'{region.label} ({where})' if region.label else where
+    box = [round(min(max(v, 0.0), limit)) for v, limit in
+           ((region.x1, width), (region.y1, height), (region.x2, width), (region.y2, height))]
+    where = f'at [{box[0]}, {box[1]}, {box[2]}, {box[3]}]'
+    return f'{region.label} {where}' if region.label else where
 
 
 def _crop_box(region: Region, frame_size: Size, pad_frac: float, min_side: float) -> tuple:

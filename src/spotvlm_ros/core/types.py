@@ -51,8 +51,13 @@ class HistoryTurn:
     source: str = SOURCE_CLOUD  # 'cloud' or 'edge' (own history)
 
     def prompt_text(self) -> str:
-        """The answer as the edge model reads it, prefixed by its age."""
-        return f'{self.age_s:.1f} s ago: {self.answer}'
+        """The answer as the edge model reads it, after whose it is and how old.
+
+        Saying whose lets the model trust the cloud's turns more than its own, which sit
+        next to them in the same history and are no better than its view of the frame.
+        """
+        whose = 'cloud' if self.source == SOURCE_CLOUD else 'own'
+        return f'{whose}, {self.age_s:.1f} s ago: {self.answer}'
 
 
 @dataclass

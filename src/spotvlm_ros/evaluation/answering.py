@@ -14,6 +14,7 @@ from spotvlm_ros.evaluation.edge_cost import EdgeCostModel
 from spotvlm_ros.models.batched import BatchAnswer, generate_batch
 from spotvlm_ros.models.prompt import build_messages
 from spotvlm_ros.models.split import answer_from_tokens, encode_frame
+from spotvlm_ros.scenes.large_model import SimulatedLargeModel, visual_token_bytes
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,13 @@ class Answerer:
 
         The frame is encoded at the size the bridge would send it, with the bridge's prompt."""
         key = (frame.index, question, dtype)
+        if key not in self._split and isinstance(self.cloud_backend, SimulatedLargeModel):
+            # The same reply as the whole model; the link carries a 72B model's tokens.
+            size = keyframe_prompt(self.cloud_config, frame.size)[1]
+            text = self.cloud_backend.reply_about(frame, question, size)
+            self.calls['cloud'] += 1
+            self._split[key] = (Answer(text, self.cloud_cost_s, 0, len(text.split())),
+                                visual_token_bytes(size, dtype))
         if key not in self._split:
             prompt, size = keyframe_prompt(self.cloud_config, frame.size)
             if frame.index not in self._tokens:  # one encoding per frame, whatever is asked
@@ -154,7 +162,10 @@ class Answerer:
         sent = [(f, q, *keyframe_prompt(self.cloud_config, f.size)) for f, q in todo]
         chats = [build_messages(sent_image(f.image, size), q, system_prompt=prompt)
                  for f, q, prompt, size in sent]
-        if len(todo) == 1:  # the backend's own path: its token counts, no padding
+        if isinstance(self.cloud_backend, SimulatedLargeModel):
+            texts = [self.cloud_backend.reply_about(f, q, size) for f, q, _, size in sent]
+            replies = [BatchAnswer(t, 0, len(t.split())) for t in texts]
+        elif len(todo) == 1:  # the backend's own path: its token counts, no padding
             frame, question, prompt, size = sent[0]
             result = self.cloud_backend.answer(sent_image(frame.image, size), question,
                                                system_prompt=prompt)

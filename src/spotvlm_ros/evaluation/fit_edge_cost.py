@@ -40,7 +40,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from spotvlm_ros.evaluation.answering import Answerer
     from spotvlm_ros.evaluation.offline import OfflineSettings, simulate
-    from spotvlm_ros.evaluation.replay import load_bag
+    from spotvlm_ros.io.replay import load_bag
     from spotvlm_ros.models.transformers_backend import TransformersBackend
 
     torch.set_num_threads(args.threads)

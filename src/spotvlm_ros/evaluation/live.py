@@ -13,7 +13,8 @@ import time
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 from spotvlm_ros.evaluation.records import AUTO, NODE_STRATEGIES, AnswerRecord
-from spotvlm_ros.evaluation.replay import IMAGE_TOPIC
+from spotvlm_ros.io.replay import IMAGE_TOPIC
+from spotvlm_ros.scenes.large_model import is_simulated
 from spotvlm_ros.io.bags import ANSWER_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ def run_arguments(bag, question: str, strategy: str, trace: str, trace_params, e
     """`spotvlm run` arguments for one run recorded into the bag `record` (extra_params:
     'NODE:NAME=VALUE', after ours, so they win)."""
     args = ['--bag', str(pathlib.Path(bag).resolve()), '--seed', str(seed),
-            '--grace', str(grace_s), '--cloud-model', str(pathlib.Path(cloud_model).resolve()),
+            '--grace', str(grace_s), '--cloud-model',
+            str(cloud_model if is_simulated(cloud_model) else pathlib.Path(cloud_model).resolve()),
             '--trace', trace, '--record', str(record)]
     for param in _trace_param_list(trace_params):
         args += ['--trace-param', param]

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 from spotvlm_ros.evaluation import records as R
 from spotvlm_ros.evaluation.reference import (
     NOTICE, REFERENCE_CLOUD, REFERENCE_TRUTH, REFERENCES)
+from spotvlm_ros.scenes.large_model import SimulatedLargeModel, is_simulated
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PARAMS = ROOT / 'config' / 'spotvlm.yaml'
@@ -59,7 +60,9 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument('--jobs', type=int, default=1, help='drives evaluated in parallel')
     parser.add_argument('--out', default='results/eval', help='results folder')
     parser.add_argument('--edge', default=str(ROOT / 'models' / 'spotvlm-edge'))
-    parser.add_argument('--cloud', default=str(ROOT / 'models' / 'spotvlm-cloud'))
+    parser.add_argument('--cloud', default=str(ROOT / 'models' / 'spotvlm-cloud'),
+                        help="cloud checkpoint, or 'simulated': a stand-in for a 72B-class "
+                             'model that answers from the ground truth (synthetic drives)')
     parser.add_argument('--trace', action='append', default=None, metavar='SPEC',
                         help="'kind[:key=value,...]' or a CSV of time_s,delay_s (repeatable)")
     parser.add_argument('--trace-columns', metavar='TIME,DELAY',
@@ -147,8 +150,10 @@ def load_models(args, params: dict):
 
     edge_tokens = int(params.get('edge_node', {}).get('model.max_new_tokens', 64))
     cloud_tokens = int(params.get('cloud_bridge', {}).get('cloud.max_tokens', 256))
-    return (TransformersBackend(args.edge, max_new_tokens=edge_tokens, warmup=False),
-            TransformersBackend(args.cloud, max_new_tokens=cloud_tokens, warmup=False))
+    edge = TransformersBackend(args.edge, max_new_tokens=edge_tokens, warmup=False)
+    if is_simulated(args.cloud):
+        return edge, SimulatedLargeModel()
+    return edge, TransformersBackend(args.cloud, max_new_tokens=cloud_tokens, warmup=False)
 
 
 def run_offline(args, frames, params: dict, settings, models=None) -> list:
@@ -161,7 +166,7 @@ def run_offline(args, frames, params: dict, settings, models=None) -> list:
     from spotvlm_ros.evaluation.offline import simulate
     from spotvlm_ros.evaluation.params import config_from
     from spotvlm_ros.evaluation.reference import FAMILY_OF, with_cloud_reference
-    from spotvlm_ros.evaluation.replay import questions_of
+    from spotvlm_ros.io.replay import questions_of
 
     duration = frames[-1].stamp + 1.0
     traces = [trace_from_spec(s, args.seed, max(60.0, duration), args.trace_columns)
@@ -246,7 +251,7 @@ def bag_reading(args) -> dict:
 
 def evaluate_drive(args, bag: Path, params: dict, settings, models=None) -> tuple:
     """(the scored offline records of one bag, each naming it as its drive; its frames)."""
-    from spotvlm_ros.evaluation.replay import load_bag
+    from spotvlm_ros.io.replay import load_bag
 
     start = time.perf_counter()
     frames = load_bag(bag, max_frames=args.max_frames, **bag_reading(args))
@@ -289,7 +294,7 @@ def write_drive_tables(out: Path, records: list, bags: list, deadline_s: float,
     from spotvlm_ros.evaluation.drives import (
         against_best_fixed, against_best_markdown, change_rates, per_drive_rows,
         pooled_markdown, pooled_rows)
-    from spotvlm_ros.evaluation.replay import load_bag
+    from spotvlm_ros.io.replay import load_bag
     from spotvlm_ros.evaluation.report import metrics_csv
 
     drive_rows = per_drive_rows(records, deadline_s)
@@ -318,7 +323,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from spotvlm_ros.evaluation.metrics import agreement, summarise
     from spotvlm_ros.evaluation.records import write_jsonl
-    from spotvlm_ros.evaluation.replay import load_bag
+    from spotvlm_ros.io.replay import load_bag
     from spotvlm_ros.evaluation.report import write_results
 
     torch.set_num_threads(args.threads)
@@ -331,6 +336,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         bags = drive_bags(args)
         if args.live and len(bags) > 1:
             raise ValueError('--live replays one bag: give one --bag and no --seeds')
+        if args.reference == REFERENCE_CLOUD and is_simulated(args.cloud):
+            raise ValueError('--reference cloud scores drives without ground truth, which '
+                             'the simulated cloud model needs: give a checkpoint')
         if args.live and args.reference == REFERENCE_CLOUD:
             raise ValueError('--live compares with the offline replay on ground truth: '
                              'drop --reference cloud')

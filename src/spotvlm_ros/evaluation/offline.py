@@ -24,7 +24,7 @@ from spotvlm_ros.evaluation.cloud_sim import (
     keyframe_requests, last_round_trip, mean_delay, round_trip)
 from spotvlm_ros.evaluation.edge_cost import EdgeCostModel
 from spotvlm_ros.evaluation.records import AnswerRecord
-from spotvlm_ros.evaluation.replay import questions_of
+from spotvlm_ros.io.replay import questions_of
 
 
 @dataclass(frozen=True)

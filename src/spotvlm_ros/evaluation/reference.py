@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-from spotvlm_ros.evaluation.replay import BagFrame, Question
+from spotvlm_ros.io.replay import BagFrame, Question
 from spotvlm_ros.scenes.scoring import split_reply
 from spotvlm_ros.scenes.truth import (
     DESCRIPTION, GROUNDING, Q_ACTION, Q_COUNT, Q_DESCRIBE, Q_LIGHT, Q_LIMIT, Q_PEDESTRIAN, Q_WHERE,

@@ -17,10 +17,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from spotvlm_ros.models.prompt import build_messages
+from spotvlm_ros.scenes.large_model import SimulatedLargeModel, is_simulated
 from spotvlm_ros.scenes.truth import DESCRIPTION, frame_truth
 from spotvlm_ros.scenes.world import sample_scene
 from spotvlm_ros.training.pool import FPS, FRAME_H, FRAME_W, PooledFrame, encode_jpeg
-from spotvlm_ros.training.samples import CLOUD_SYSTEM_PROMPT
+from spotvlm_ros.training.samples import CLOUD_SYSTEM_PROMPT, regions_of
 
 TRAIN_SEEDS = range(0, 4000)  # the protocol's train split; nothing else goes in a book
 FRAME_STEP = 5  # frames kept per drive: every half second at 10 Hz
@@ -75,12 +76,21 @@ def build_drive(seed: int, seconds: float, questions: int, edge, cloud,
     asks = [(index, q.question) for index, f in frames.items() if index % KEY_STEP == 0
             for q in f.truth.qa if q.question in book.questions]
     images = {index: frames[index].image() for index, _ in asks}
-    cloud_chats = [build_messages(images[i], q, system_prompt=CLOUD_SYSTEM_PROMPT)
-                   for i, q in asks]
+    if isinstance(cloud, SimulatedLargeModel):
+        book.cloud = {(i, q): simulated_reply(cloud, seed, frames[i].truth, q) for i, q in asks}
+    else:
+        cloud_chats = [build_messages(images[i], q, system_prompt=CLOUD_SYSTEM_PROMPT)
+                       for i, q in asks]
+        book.cloud = dict(zip(asks, generate_texts(cloud, cloud_chats, batch_size)))
     edge_chats = [build_messages(images[i], q) for i, q in asks]
-    book.cloud = dict(zip(asks, generate_texts(cloud, cloud_chats, batch_size)))
     book.edge = dict(zip(asks, generate_texts(edge, edge_chats, batch_size)))
     return book
+
+
+def simulated_reply(model: SimulatedLargeModel, seed: int, truth, question: str) -> str:
+    """The simulated large model's reply about a training frame, at the frame's own size."""
+    qa = next(q for q in truth.qa if q.question == question)
+    return model.reply(question, qa.family, qa.answer, regions_of(qa), key=f'{seed}|{truth.index}')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -92,7 +102,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--seconds', type=float, default=60.0, help='drive length')
     parser.add_argument('--questions', type=int, default=5, help='questions per drive')
     parser.add_argument('--edge', default='models/spotvlm-edge')
-    parser.add_argument('--cloud', default='models/spotvlm-cloud')
+    parser.add_argument('--cloud', default='models/spotvlm-cloud',
+                        help="cloud checkpoint, or 'simulated' (answers from the ground truth)")
     parser.add_argument('--threads', type=int, default=1)
     args = parser.parse_args(argv)
     first, _, last = args.seeds.partition(':')
@@ -109,7 +120,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     torch.set_num_threads(args.threads)
     edge = TransformersBackend(args.edge, max_new_tokens=64, warmup=False)
-    cloud = TransformersBackend(args.cloud, max_new_tokens=128, warmup=False)
+    cloud = (SimulatedLargeModel() if is_simulated(args.cloud)
+             else TransformersBackend(args.cloud, max_new_tokens=128, warmup=False))
     books, start = [], time.perf_counter()
     for seed in seeds:
         books.append(build_drive(seed, args.seconds, args.questions, edge, cloud))

@@ -8,6 +8,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from spotvlm_ros.core.types import SOURCE_GROUND_TRUTH, Region
+
 IMAGE_TOPIC = '/camera/image_raw/compressed'
 TRUTH_TOPIC = '/ground_truth'
 
@@ -19,6 +21,7 @@ class Question:
     question: str
     family: str
     answer: str  # grounding: bbox_2d JSON in frame pixels
+    regions: tuple = ()  # Regions the answer relies on, in frame pixels
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,10 @@ class BagFrame:
         return next((q for q in self.questions if q.question == text), None)
 
 
+def _regions(msgs) -> tuple:
+    return tuple(Region(r.label, r.x1, r.y1, r.x2, r.y2, 1.0, SOURCE_GROUND_TRUTH) for r in msgs)
+
+
 def _stamp_key(seconds: float) -> int:
     return round(seconds * 1e6)  # microseconds: bag and header stamps agree to the ns
 
@@ -55,7 +62,8 @@ def load_bag(path, image_topic: str = IMAGE_TOPIC, truth_topic: str = TRUTH_TOPI
     truths = {}
     for msg in read_ground_truth(Path(path), truth_topic):
         key = _stamp_key(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
-        truths[key] = tuple(Question(q.question, q.family, q.answer) for q in msg.qa)
+        truths[key] = tuple(Question(q.question, q.family, q.answer, _regions(q.regions))
+                            for q in msg.qa)
     if not truths and need_truth:
         raise ValueError(f'bag {path} has no ground truth on {truth_topic}: nothing to score')
     from spotvlm_ros.io.frame_sources import SourceError
