@@ -79,6 +79,18 @@ def test_key_tokens_spell_the_short_answer_and_weigh_more(frame_and_truth, proce
     assert set(batch['weights'][0][batch['labels'][0] == IGNORE].tolist()) == {0.0}
 
 
+def test_per_sample_weights_make_a_short_answer_weigh_as_much_as_a_box_list(
+        frame_and_truth, processor):
+    frame, truth = frame_and_truth
+    short = next(q for q in truth.qa if q.family != GROUNDING and len(q.answer) < 6)
+    boxes = next(q for q in truth.qa if q.family == GROUNDING)
+    samples = [edge_sample(frame, short), edge_sample(frame, boxes)]
+    by_token = encode_batch(processor, samples)['weights'].sum(dim=1)
+    assert by_token[1] > 5 * by_token[0]  # tokens: the box list outweighs the word
+    by_sample = encode_batch(processor, samples, per_sample=True)['weights'].sum(dim=1)
+    assert by_sample.tolist() == [1.0, 1.0]
+
+
 def test_weighted_loss_at_weight_one_is_the_models_own_loss(frame_and_truth, processor):
     import torch
     from transformers import AutoModelForImageTextToText

@@ -24,7 +24,7 @@ def run(tmp_path, name, role, seed, pool, **options):
     return weights(out)
 
 
-@pytest.mark.parametrize('role,options', [('edge', {}),
+@pytest.mark.parametrize('role,options', [('edge', {}), ('edge', {'loss_per': 'sample'}),
                                           ('cloud', {'key_weight': 5.0, 'zoom_curriculum': 0.7})])
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path, pool, role, options):
     import torch

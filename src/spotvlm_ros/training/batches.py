@@ -17,9 +17,12 @@ def key_token_count(tokenizer, answer_ids: list, key_chars: int) -> int:
     return count
 
 
-def encode_batch(processor, samples, processor_kwargs=None, key_weight: float = 1.0):
+def encode_batch(processor, samples, processor_kwargs=None, key_weight: float = 1.0,
+                 per_sample: bool = False):
     """Right-padded inputs for `samples` with `labels` (-100 except answer + <|im_end|>) and
-    `weights` per label: `key_weight` on each sample's key tokens, 1 elsewhere."""
+    `weights` per label: `key_weight` on each sample's key tokens, 1 elsewhere; `per_sample`
+    scales each sample's weights to sum to 1, so that a one-word answer weighs as much as a
+    40-token box list (by tokens, boxes and descriptions drown the short answers)."""
     tokenizer = processor.tokenizer
     tokenizer.padding_side = 'right'
     batch = processor.apply_chat_template(
@@ -39,6 +42,8 @@ def encode_batch(processor, samples, processor_kwargs=None, key_weight: float = 
         labels[row, start:end + 1] = ids[row, start:end + 1]
         weights[row, start:end + 1] = 1.0
         weights[row, start:start + key_token_count(tokenizer, answer, sample.key_chars)] = key_weight
+        if per_sample:
+            weights[row] /= weights[row].sum()
     batch['labels'] = labels
     batch['weights'] = weights
     return batch
