@@ -100,7 +100,7 @@ def test_age_is_carried_and_said_in_the_prompt():
     s.add_cloud(cloud(10.0, 'a red car stopped'))
     turn = s.turns_for(12.4)[0]
     assert turn.age_s == pytest.approx(2.4)
-    assert turn.prompt_text() == 'cloud, 2.4 s ago: a red car stopped'
+    assert turn.prompt_text() == 'cloud, 2.4 s ago:\na red car stopped'
     assert s.newest_age(12.4) == pytest.approx(2.4)
 
 

@@ -47,7 +47,7 @@ def test_history_turns_become_chat_turns(transformers_backend):
     assert with_history.prompt_tokens - plain.prompt_tokens == added
     assert with_history.visual_tokens == plain.visual_tokens  # history is text-only
     text = prompt_text(transformers_backend, frame, history=history)
-    assert '<|im_start|>assistant\ncloud, 2.4 s ago: A car is crossing the left lane 0.<|im_end|>' in text
+    assert '<|im_start|>assistant\ncloud, 2.4 s ago:\nA car is crossing the left lane 0.<|im_end|>' in text
     assert text.index('(0)') < text.index('(1)') < text.index(QUERY)  # oldest first, query last
 
 

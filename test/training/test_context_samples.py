@@ -59,7 +59,7 @@ def test_samples_mix_strategies_and_keep_the_frames_truth_as_target(book):
         question = sample.messages[-1]['content'][-1]['text']
         assert question in truths and sample.target
         for turn in sample.messages[1:-1:2]:  # assistant turns: the age, then the answer
-            assert ' s ago: ' in turn['content'][0]['text']
+            assert ' s ago:\n' in turn['content'][0]['text']
 
 
 def test_delays_and_reply_styles_vary():

@@ -54,10 +54,13 @@ class HistoryTurn:
         """The answer as the edge model reads it, after whose it is and how old.
 
         Saying whose lets the model trust the cloud's turns more than its own, which sit
-        next to them in the same history and are no better than its view of the frame.
+        next to them in the same history and are no better than its view of the frame. The
+        answer starts a line, as the model's own answer does: the same tokens, so copying it
+        is continuing a sequence already seen (with a space after the colon, most answers
+        would start with a space token that the model's answers never start with).
         """
         whose = 'cloud' if self.source == SOURCE_CLOUD else 'own'
-        return f'{whose}, {self.age_s:.1f} s ago: {self.answer}'
+        return f'{whose}, {self.age_s:.1f} s ago:\n{self.answer}'
 
 
 @dataclass
