@@ -62,6 +62,17 @@ def test_samples_mix_strategies_and_keep_the_frames_truth_as_target(book):
             assert ' s ago:\n' in turn['content'][0]['text']
 
 
+def test_blind_samples_show_a_blank_frame_and_keep_their_context(book):
+    def frames(sample):
+        return [p['image'] for p in sample.messages[-1]['content'] if p['type'] == 'image']
+
+    seeing = [context_sample(book, np.random.default_rng(2)) for _ in range(1)][0]
+    assert all(image.std() > 0 for image in frames(seeing))
+    blind = [context_sample(book, np.random.default_rng(seed), blind=1.0) for seed in range(30)]
+    assert all(image.std() == 0 for sample in blind for image in frames(sample))
+    assert any(len(sample.messages) > 1 for sample in blind)  # the context is still there
+
+
 def test_delays_and_reply_styles_vary():
     rng = np.random.default_rng(2)
     delays = [draw_delay(rng) for _ in range(2000)]

@@ -93,8 +93,12 @@ def context_store(book: DriveBook, index: int, question: str, rng,
 
 
 def context_sample(book: DriveBook, rng: np.random.Generator,
-                   count_tokens: TokenCounter = word_count) -> Sample:
-    """One edge sample of a random frame and question of `book`, with run-time context."""
+                   count_tokens: TokenCounter = word_count, blind: float = 0.0) -> Sample:
+    """One edge sample of a random frame and question of `book`, with run-time context.
+
+    A `blind` share of the frames show nothing (a uniform grey, as a camera in glare or a
+    tunnel): then only the context can answer, which makes reading it worth learning.
+    """
     index = sorted(book.frames)[int(rng.integers(len(book.frames)))]
     pooled = book.frames[index]
     asked = [q for q in pooled.truth.qa if q.question in book.questions]
@@ -103,6 +107,8 @@ def context_sample(book: DriveBook, rng: np.random.Generator,
     names = list(STRATEGY_MIX)
     name = names[rng.choice(len(names), p=list(STRATEGY_MIX.values()))]
     image = pooled.image()
+    if blind and rng.random() < blind:
+        image = np.full_like(image, 128)
     key_image = None
     if key is not None and (index - key) / FPS < RING_S and key in book.frames:
         key_image = book.frames[key].image()

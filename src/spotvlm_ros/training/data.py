@@ -34,17 +34,20 @@ def pick_qa(truth, rng: np.random.Generator):
 
 
 def draw_sample(pool: dict, role: str, rng: np.random.Generator, zoom_from: float = 1.0,
-                books: Sequence = (), count_tokens: TokenCounter = word_count) -> Sample:
+                books: Sequence = (), count_tokens: TokenCounter = word_count,
+                blind: float = 0.0) -> Sample:
     """One sample: a random frame of a random pooled scene, a random question.
 
     Cloud samples whose answer survives a crop are zoomed on their object by a t drawn from
     [zoom_from, 1] (see zoom_window; 1: the whole frame): a curriculum lowers it to start with.
     With reply `books`, edge samples carry the run-time context of a book's drive (most of
-    them) or none at all (the pool's frames, so the whole pool's views stay learnt).
+    them) or none at all (the pool's frames, so the whole pool's views stay learnt); a `blind`
+    share of the book samples show a blank frame (see context_sample).
     """
     if role == 'edge' and books:
         if rng.random() < BOOK_SHARE:
-            return context_sample(books[int(rng.integers(len(books)))], rng, count_tokens)
+            return context_sample(books[int(rng.integers(len(books)))], rng, count_tokens,
+                                  blind)
         pooled, qa = _pooled_qa(pool, rng)
         return edge_sample(pooled.image(), qa)
     seeds = sorted(pool)

@@ -50,7 +50,7 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
           pool: dict, log=print, max_s: float = float('inf'),
           init_from: Optional[Path] = None, key_weight: float = 1.0,
           zoom_curriculum: float = 0.0, stop_after: Optional[int] = None,
-          books: Sequence = (), loss_per: str = 'token') -> dict:
+          books: Sequence = (), loss_per: str = 'token', blind: float = 0.0) -> dict:
     """Build the role's model, train it, save it as fp16 safetensors; the run's summary."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -83,8 +83,9 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
             group['lr'] = lr_at(step, steps, lr, warmup=min(100, steps // 10 + 1))
         # Zoom curriculum: close crops of small objects first, whole frames by its end.
         zoom_from = min(1.0, step / (zoom_curriculum * steps)) if zoom_curriculum else 1.0
-        batch = encode_batch(processor, [draw_sample(pool, role, rng, zoom_from, books, count)
-                                         for _ in range(batch_size)], key_weight=key_weight,
+        batch = encode_batch(processor, [draw_sample(pool, role, rng, zoom_from, books, count,
+                                                     blind) for _ in range(batch_size)],
+                             key_weight=key_weight,
                              per_sample=loss_per == 'sample')
         labels, weights = batch.pop('labels'), batch.pop('weights')
         loss = weighted_loss(model(**batch).logits, labels, weights)
@@ -101,7 +102,7 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
     processor.save_pretrained(out)
     summary = {'role': role, 'max_pixels': spec['max_pixels'],
                'steps_planned': steps, 'steps': len(losses), 'batch_size': batch_size, 'lr': lr,
-               'seed': seed, 'key_weight': key_weight, 'loss_per': loss_per,
+               'seed': seed, 'key_weight': key_weight, 'loss_per': loss_per, 'blind': blind,
                'zoom_curriculum': zoom_curriculum,
                'train_scenes': len(pool), 'reply_book_drives': [b.seed for b in books],
                'first_loss': float(np.mean(losses[:25])),
@@ -142,6 +143,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--loss-per', choices=('token', 'sample'), default='token',
                         help='average the loss over answer tokens (long answers weigh more) '
                              'or over samples (every answer weighs the same)')
+    parser.add_argument('--blind-share', type=float, default=0.0,
+                        help='share of reply-book samples whose frame is blank, so that only '
+                             'their context can answer')
     parser.add_argument('--zoom-curriculum', type=float, default=0.0,
                         help='share of the steps over which cloud samples go from close crops '
                              'of their object to whole frames (0: whole frames only)')
@@ -163,7 +167,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     max_s=args.max_minutes * 60, init_from=args.init_from,
                     key_weight=args.key_weight, zoom_curriculum=args.zoom_curriculum,
                     stop_after=args.stop_after, books=load_books(args.replies),
-                    loss_per=args.loss_per)
+                    loss_per=args.loss_per, blind=args.blind_share)
     print(json.dumps(summary), flush=True)
     return 0
 
