@@ -52,3 +52,11 @@ def test_a_table_survives_its_file_and_a_wrong_file_is_named(tmp_path):
     (tmp_path / 'bad.json').write_text('{"format": 99}')
     with pytest.raises(ValueError, match='bad.json is not a calibration table'):
         CalibrationTable.load(tmp_path / 'bad.json')
+
+
+@pytest.mark.parametrize('name', ['calibration.json', 'calibration-simulated.json'])
+def test_the_shipped_tables_load_and_were_fitted_on_validation_seeds(name):
+    from pathlib import Path
+
+    table = CalibrationTable.load(Path(__file__).resolve().parents[2] / 'models' / name)
+    assert table.cells and 'seeds 10000' in table.fitted_on  # 1,000,000-1,000,999

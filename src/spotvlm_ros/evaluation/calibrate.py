@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Optional, Sequence
 
 from spotvlm_ros.core.calibration import SOURCES, Sample, fit
@@ -66,8 +67,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bags = evaluation.drive_bags(eval_args)
     records, _ = evaluation.evaluate_drives(eval_args, bags, params, settings)
     samples = samples_from(records)
-    table = fit(samples, fitted_on=f'seeds {args.seeds}, {args.seconds:g} s drives, every '
-                                   f'{args.every}th frame, traces: {", ".join(DEFAULT_TRACES)}')
+    models = f'edge {Path(eval_args.edge).name}, cloud {Path(eval_args.cloud).name}'
+    table = fit(samples, fitted_on=f'seeds {args.seeds}, {models}, {args.seconds:g} s drives, '
+                                   f'every {args.every}th frame, traces: '
+                                   f'{", ".join(DEFAULT_TRACES)}')
     table.save(args.out)
     print(f'{len(samples)} samples from {len(bags)} drives -> {args.out} '
           f'({time.perf_counter() - start:.0f} s)', flush=True)
