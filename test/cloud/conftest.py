@@ -45,6 +45,25 @@ def serve():
 
 
 @pytest.fixture
+def post_all(serve):
+    """post_all(app, bodies): each body POSTed in turn to the app's chat completions, served
+    on loopback; the (status, JSON body) replies."""
+    import aiohttp
+
+    def posting(app, bodies: list) -> list:
+        async def main():
+            replies = []
+            async with serve(app) as server, aiohttp.ClientSession() as session:
+                for body in bodies:
+                    async with session.post(f'{server.base_url}/chat/completions',
+                                            json=body) as resp:
+                        replies.append((resp.status, await resp.json()))
+            return replies
+        return asyncio.run(main())
+    return posting
+
+
+@pytest.fixture
 def serve_in_thread():
     """A context manager serving an app from its own loop thread, for synchronous callers."""
     @contextlib.contextmanager

@@ -1,11 +1,9 @@
 """The partitioned baseline's split execution: encoder here, decoder behind the server's HTTP."""
 
-import asyncio
 import base64
 import io
 import json
 
-import aiohttp
 import numpy as np
 import pytest
 from PIL import Image
@@ -49,25 +47,13 @@ def _body(part: dict, question: str, size) -> dict:
         {'role': 'user', 'content': [part, {'type': 'text', 'text': question}]}]}
 
 
-def _post_all(serve, app, bodies: list) -> list:
-    async def main():
-        replies = []
-        async with serve(app) as server, aiohttp.ClientSession() as session:
-            for body in bodies:
-                async with session.post(f'{server.base_url}/chat/completions',
-                                        json=body) as resp:
-                    replies.append((resp.status, await resp.json()))
-        return replies
-    return asyncio.run(main())
-
-
 def _text(reply) -> str:
     status, body = reply
     assert status == 200, body
     return body['choices'][0]['message']['content']
 
 
-def test_the_split_answer_is_the_unsplit_answer_over_http(serve, cloud, frames):
+def test_the_split_answer_is_the_unsplit_answer_over_http(post_all, cloud, frames):
     bodies, split = [], []
     for frame in frames:
         size = (frame.shape[1], frame.shape[0])
@@ -76,7 +62,7 @@ def test_the_split_answer_is_the_unsplit_answer_over_http(serve, cloud, frames):
         for question in QUESTIONS:
             bodies.append(_body(_png_part(frame), question, size))
             split.append(_body(embeds_part(tokens, 'float16'), question, size))
-    replies = _post_all(serve, make_app(cloud, served_model=MODEL), bodies + split)
+    replies = post_all(make_app(cloud, served_model=MODEL), bodies + split)
     whole, parted = replies[:len(bodies)], replies[len(bodies):]
     assert [_text(r) for r in parted] == [_text(r) for r in whole]
     assert len({_text(r) for r in whole}) > 1  # the answers depend on the question asked
@@ -107,30 +93,30 @@ def _broken(mutate) -> dict:
     (lambda b: b.update(data=base64.b64encode(np.full(512, np.inf, '<f2').tobytes()).decode()),
      'not finite'),
 ])
-def test_a_malformed_embeds_part_is_refused_with_400_saying_why(serve, mutate, says):
+def test_a_malformed_embeds_part_is_refused_with_400_saying_why(post_all, mutate, says):
     app = make_app(ScriptedResponder(), served_model=MODEL)
-    [(status, reply)] = _post_all(serve, app, [_body(_broken(mutate), 'What?', (56, 56))])
+    [(status, reply)] = post_all(app, [_body(_broken(mutate), 'What?', (56, 56))])
     assert status == 400 and says in reply['error']['message']
 
 
 def test_tokens_of_another_width_or_a_model_without_a_decoder_path_get_a_clear_400(
-        serve, cloud):
+        post_all, cloud):
     narrow = embeds_part(VisualTokens(np.ones((4, 64), np.float32), (1, 4, 4), (56, 56)))
     scripted = embeds_part(VisualTokens(np.ones((4, 128), np.float32), (1, 4, 4), (56, 56)))
-    [(status, reply)] = _post_all(serve, make_app(cloud, served_model=MODEL),
-                                  [_body(narrow, 'What?', (56, 56))])
+    [(status, reply)] = post_all(make_app(cloud, served_model=MODEL),
+                                 [_body(narrow, 'What?', (56, 56))])
     assert status == 400 and 'takes 128' in reply['error']['message']
     assert reply['error']['code'] == 'unsupported_input'
-    [(status, reply)] = _post_all(serve, make_app(ScriptedResponder(), served_model=MODEL),
-                                  [_body(scripted, 'What?', (56, 56))])
+    [(status, reply)] = post_all(make_app(ScriptedResponder(), served_model=MODEL),
+                                 [_body(scripted, 'What?', (56, 56))])
     assert status == 400 and 'does not take visual tokens' in reply['error']['message']
 
 
-def test_an_image_and_embeds_in_one_message_are_refused(serve, frames):
+def test_an_image_and_embeds_in_one_message_are_refused(post_all, frames):
     tokens = VisualTokens(np.ones((4, 128), np.float32), (1, 4, 4), (56, 56))
     body = _body(embeds_part(tokens), 'What?', (56, 56))
     body['messages'][1]['content'].insert(0, _png_part(frames[0]))
-    [(status, reply)] = _post_all(serve, make_app(ScriptedResponder(), served_model=MODEL),
-                                  [body])
+    [(status, reply)] = post_all(make_app(ScriptedResponder(), served_model=MODEL),
+                                 [body])
     assert status == 400 and 'not both' in reply['error']['message']
     assert json.dumps(reply)  # a JSON error body, as for every refusal

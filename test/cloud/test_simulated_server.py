@@ -1,9 +1,7 @@
 """The simulated large model behind the real server: the bridge's JPEGs in, the evaluator's replies out."""
 
-import asyncio
 import base64
 
-import aiohttp
 import pytest
 
 from spotvlm_ros.cloud.client import CloudClientConfig
@@ -36,22 +34,10 @@ def _body(frame, question: str) -> dict:
                                      {'type': 'text', 'text': question}]}]}
 
 
-def _post_all(serve, app, bodies: list) -> list:
-    async def main():
-        replies = []
-        async with serve(app) as server, aiohttp.ClientSession() as session:
-            for body in bodies:
-                async with session.post(f'{server.base_url}/chat/completions',
-                                        json=body) as resp:
-                    replies.append((resp.status, await resp.json()))
-        return replies
-    return asyncio.run(main())
-
-
-def test_served_replies_are_the_offline_evaluators(serve, frames):
+def test_served_replies_are_the_offline_evaluators(post_all, frames):
     asks = [(f, q.question) for f in frames[::9] for q in f.questions]
-    replies = _post_all(serve, make_app(SimulatedResponder(frames)),
-                        [_body(f, q) for f, q in asks])
+    replies = post_all(make_app(SimulatedResponder(frames)),
+                       [_body(f, q) for f, q in asks])
     offline = Answerer(None, SimulatedLargeModel(), cloud_config=BRIDGE)
     for (frame, question), (status, body) in zip(asks, replies):
         assert status == 200, body
@@ -59,9 +45,9 @@ def test_served_replies_are_the_offline_evaluators(serve, frames):
         assert body['choices'][0]['message']['content'] == offline.cloud(frame, question)[1].text
 
 
-def test_a_question_without_ground_truth_is_a_clear_400(serve, frames):
-    (status, body), = _post_all(serve, make_app(SimulatedResponder(frames)),
-                                [_body(frames[0], 'What is the weather like?')])
+def test_a_question_without_ground_truth_is_a_clear_400(post_all, frames):
+    (status, body), = post_all(make_app(SimulatedResponder(frames)),
+                               [_body(frames[0], 'What is the weather like?')])
     assert status == 400 and body['error']['code'] == 'unsupported_input'
     assert 'answers from ground truth' in body['error']['message']
 

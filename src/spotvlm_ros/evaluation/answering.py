@@ -37,6 +37,7 @@ class Answerer:
     The cloud model gets the bridge's prompt under `cloud_config` (the bridge's
     CloudClientConfig) and its replies are read by the bridge's parser; it sees the keyframe
     resized as the bridge sends it, without the JPEG step (decoded pixels would differ slightly).
+    A SimulatedLargeModel as `cloud` answers from the frame's ground truth instead.
     """
 
     def __init__(self, edge, cloud, edge_cost_s: Optional[float] = 0.1,
@@ -160,8 +161,6 @@ class Answerer:
         if not todo:
             return
         sent = [(f, q, *keyframe_prompt(self.cloud_config, f.size)) for f, q in todo]
-        chats = [build_messages(sent_image(f.image, size), q, system_prompt=prompt)
-                 for f, q, prompt, size in sent]
         if isinstance(self.cloud_backend, SimulatedLargeModel):
             texts = [self.cloud_backend.reply_about(f, q, size) for f, q, _, size in sent]
             replies = [BatchAnswer(t, 0, len(t.split())) for t in texts]
@@ -171,6 +170,8 @@ class Answerer:
                                                system_prompt=prompt)
             replies = [BatchAnswer(result.text, result.prompt_tokens, result.new_tokens)]
         else:
+            chats = [build_messages(sent_image(f.image, size), q, system_prompt=prompt)
+                     for f, q, prompt, size in sent]
             replies = generate_batch(self.cloud_backend, chats, batch_size)
         self.calls['cloud'] += len(todo)
         model = getattr(self.cloud_backend, 'name', '')
