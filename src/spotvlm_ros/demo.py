@@ -64,6 +64,9 @@ def _arguments(argv):
     parser.add_argument('--strategies', default='edge_only,context_transfer',
                         help='strategies to run and compare, comma-separated')
     parser.add_argument('--trace', default='lognormal', help='latency trace of the local cloud')
+    parser.add_argument('--cloud-model', default=None,
+                        help="the local cloud's checkpoint (default: the trained one), or "
+                             "'simulated': the stand-in for a 72B-class model")
     parser.add_argument('--show', type=positive_int, default=5, help='differing frames to show')
     args, rest = parser.parse_known_args(argv)
     if args.seed is not None and not FIRST_SEED <= args.seed < LAST_SEED:
@@ -100,7 +103,7 @@ def run_strategy(bag: Path, strategy: str, args, rest, folder: Path) -> tuple:
     recorded = folder / f'answers_{strategy}'
     code = run.main(run_arguments(
         bag, args.question, strategy, args.trace, (), resolve(DEFAULT_EDGE_CHECKPOINT),
-        resolve(DEFAULT_CLOUD_CHECKPOINT), recorded, DEFAULT_OVERRIDES)
+        args.cloud_model or resolve(DEFAULT_CLOUD_CHECKPOINT), recorded, DEFAULT_OVERRIDES)
         + ['--quiet'] + list(rest))
     records = [score_record(r) for r in live_records(recorded, args.trace, 0.0, strategy,
                                                       args.question)]
@@ -139,7 +142,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     strategies = [s.strip() for s in args.strategies.split(',') if s.strip()]
     print(f'[demo] {NOTE}', flush=True)
     print(f'[demo] question {args.question!r}; strategies {", ".join(strategies)}; cloud '
-          f'delays: {args.trace} trace', flush=True)
+          f'{args.cloud_model or "checkpoint (trained)"}, delays: {args.trace} trace', flush=True)
     results, codes = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
