@@ -2,8 +2,9 @@
 
 A drive with a traffic light that cycles is generated at run time (the first seed from 1000 on,
 below 4000, whose light is in view and changes colour), then replayed twice through the four
-nodes as separate processes with the default models trained on synthetic scenes (`models/`) and
-the local cloud server behind a latency trace: once with the edge model alone, once with the
+nodes as separate processes with the default edge model (trained on synthetic scenes,
+`models/`) and the local cloud server behind a latency trace, serving the simulated 72B-class
+model by default (`--cloud-model`): once with the edge model alone, once with the
 late cloud answers as its history and focus. Both are scored against the ground truth, and a
 few frames where the two answered differently are shown.
 """
@@ -64,9 +65,10 @@ def _arguments(argv):
     parser.add_argument('--strategies', default='edge_only,context_transfer',
                         help='strategies to run and compare, comma-separated')
     parser.add_argument('--trace', default='lognormal', help='latency trace of the local cloud')
-    parser.add_argument('--cloud-model', default=None,
-                        help="the local cloud's checkpoint (default: the trained one), or "
-                             "'simulated': the stand-in for a 72B-class model")
+    parser.add_argument('--cloud-model', default='simulated',
+                        help="the local cloud: 'simulated' (default), the stand-in for a "
+                             '72B-class model that reads the drive\'s ground truth, or a '
+                             'checkpoint such as package://spotvlm_ros/models/spotvlm-cloud')
     parser.add_argument('--show', type=positive_int, default=5, help='differing frames to show')
     args, rest = parser.parse_known_args(argv)
     if args.seed is not None and not FIRST_SEED <= args.seed < LAST_SEED:
@@ -97,13 +99,13 @@ def run_strategy(bag: Path, strategy: str, args, rest, folder: Path) -> tuple:
     from spotvlm_ros.evaluation.live import live_records, run_arguments
     from spotvlm_ros.evaluation.main import DEFAULT_OVERRIDES
     from spotvlm_ros.evaluation.metrics import score_record
-    from spotvlm_ros.share import DEFAULT_CLOUD_CHECKPOINT, DEFAULT_EDGE_CHECKPOINT, resolve
+    from spotvlm_ros.share import DEFAULT_EDGE_CHECKPOINT, resolve
 
     print(f'[demo] --- {strategy} ---', flush=True)
     recorded = folder / f'answers_{strategy}'
     code = run.main(run_arguments(
         bag, args.question, strategy, args.trace, (), resolve(DEFAULT_EDGE_CHECKPOINT),
-        args.cloud_model or resolve(DEFAULT_CLOUD_CHECKPOINT), recorded, DEFAULT_OVERRIDES)
+        resolve(args.cloud_model), recorded, DEFAULT_OVERRIDES)
         + ['--quiet'] + list(rest))
     records = [score_record(r) for r in live_records(recorded, args.trace, 0.0, strategy,
                                                       args.question)]
@@ -142,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     strategies = [s.strip() for s in args.strategies.split(',') if s.strip()]
     print(f'[demo] {NOTE}', flush=True)
     print(f'[demo] question {args.question!r}; strategies {", ".join(strategies)}; cloud '
-          f'{args.cloud_model or "checkpoint (trained)"}, delays: {args.trace} trace', flush=True)
+          f'{args.cloud_model}, delays: {args.trace} trace', flush=True)
     results, codes = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
