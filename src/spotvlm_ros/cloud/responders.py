@@ -12,6 +12,7 @@ import numpy as np
 
 from spotvlm_ros.cloud.prompts import (
     FORMAT_GRID_1000, FORMAT_NORMALIZED, FORMAT_PIXELS, GROUNDING_FORMATS)
+from spotvlm_ros.core.keyframes import thumbnail
 from spotvlm_ros.models.base import EdgeBackend, EdgeResult, Timings
 from spotvlm_ros.models.split import VisualTokens, answer_from_tokens
 from spotvlm_ros.scenes.large_model import SimulatedLargeModel
@@ -75,6 +76,11 @@ def transformers_responder(model: str, device: str = 'cpu', dtype: str = 'float3
                                          dtype=dtype, max_new_tokens=max_new_tokens))
 
 
+# The grey thumbnail (width, height) a received image is matched by: enough to tell a drive's
+# frames apart, whatever size they were sent at.
+MATCH_THUMBNAIL = (64, 48)
+
+
 class SimulatedResponder(Responder):
     """The simulated large model (scenes/large_model.py) served: it knows one drive's truth.
 
@@ -88,7 +94,7 @@ class SimulatedResponder(Responder):
         self._frames = [f for f in frames if f.questions]
         if not self._frames:
             raise ValueError('the simulated cloud model needs a bag with ground truth')
-        self._thumbs = np.stack([_thumbnail(f.image) for f in self._frames])
+        self._thumbs = np.stack([thumbnail(f.image, *MATCH_THUMBNAIL) for f in self._frames])
         self._model = model or SimulatedLargeModel()
         self.name = self._model.name
 
@@ -96,7 +102,7 @@ class SimulatedResponder(Responder):
         """Reply about the bag frame that looks most like the first image."""
         started = time.perf_counter()
         image = images[0]
-        distance = np.square(self._thumbs - _thumbnail(image)).sum(axis=(1, 2))
+        distance = np.square(self._thumbs - thumbnail(image, *MATCH_THUMBNAIL)).sum(axis=(1, 2))
         frame = self._frames[int(np.argmin(distance))]
         try:
             text = self._model.reply_about(frame, prompt, (image.shape[1], image.shape[0]))
@@ -104,12 +110,6 @@ class SimulatedResponder(Responder):
             raise UnsupportedInput(str(err)) from None
         return EdgeResult(text=text, timings=Timings(total_s=time.perf_counter() - started),
                           new_tokens=len(text.split()))
-
-
-def _thumbnail(image: np.ndarray) -> np.ndarray:
-    """A 64x48 grey thumbnail: enough to tell a drive's frames apart, whatever the size sent."""
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(grey, (64, 48), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def simulated_responder(bag) -> SimulatedResponder:

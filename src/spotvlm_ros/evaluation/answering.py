@@ -135,12 +135,9 @@ class Answerer:
         The frame is encoded at the size the bridge would send it, with the bridge's prompt."""
         key = (frame.index, question, dtype)
         if key not in self._split and isinstance(self.cloud_backend, SimulatedLargeModel):
-            # The same reply as the whole model; the link carries a 72B model's tokens.
+            # The whole model's reply (cached); the link carries a 72B model's tokens.
             size = keyframe_prompt(self.cloud_config, frame.size)[1]
-            text = self.cloud_backend.reply_about(frame, question, size)
-            self.calls['cloud'] += 1
-            self._split[key] = (Answer(text, self.cloud_cost_s, 0, len(text.split())),
-                                visual_token_bytes(size, dtype))
+            self._split[key] = (self.cloud(frame, question)[1], visual_token_bytes(size, dtype))
         if key not in self._split:
             prompt, size = keyframe_prompt(self.cloud_config, frame.size)
             if frame.index not in self._tokens:  # one encoding per frame, whatever is asked

@@ -13,9 +13,9 @@ import time
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 from spotvlm_ros.evaluation.records import AUTO, NODE_STRATEGIES, AnswerRecord
+from spotvlm_ros.io.bags import ANSWER_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore
 from spotvlm_ros.io.replay import IMAGE_TOPIC
 from spotvlm_ros.scenes.large_model import is_simulated
-from spotvlm_ros.io.bags import ANSWER_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore
 
 log = logging.getLogger(__name__)
 

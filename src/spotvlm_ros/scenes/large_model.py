@@ -22,7 +22,7 @@ from spotvlm_ros.core.checks import fraction
 from spotvlm_ros.core.types import Region
 from spotvlm_ros.scenes.truth import (
     DESCRIPTION, GROUNDING, MAX_COUNT, Q_ACTION, Q_COUNT, Q_LIGHT, Q_LIMIT, Q_PEDESTRIAN,
-    Q_WHERE)
+    Q_WHERE, asked_object)
 
 NAME = 'simulated'  # what `--cloud` says to get this model instead of a checkpoint
 # Qwen2.5-VL-72B's decoder width and pixels per visual token (14 px patches merged 2x2):
@@ -80,7 +80,7 @@ class SimulatedLargeModel:
         rng = np.random.default_rng(zlib.crc32(f'{key}|{question}'.encode()))
         boxes = [self._jittered(r, scale, rng) for r in regions]
         if family == GROUNDING:
-            short = question.split('the ')[-1].rstrip('?')
+            short = asked_object(question)
             if rng.random() < self.errors.grounding_miss:
                 boxes = []
         elif family == DESCRIPTION:

@@ -73,6 +73,11 @@ def box_json(objects, size=None, frame_size=None) -> str:
     return json.dumps(items)
 
 
+def asked_object(question: str) -> str:
+    """What a "where is" question asks for: 'Where is the nearest vehicle?' -> 'nearest vehicle'."""
+    return question.split('the ')[-1].rstrip('?')
+
+
 def _short_label(o: SceneObject) -> str:
     return 'vehicle' if o.kind in VEHICLE_KINDS else o.kind
 

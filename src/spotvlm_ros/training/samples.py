@@ -14,7 +14,8 @@ from spotvlm_ros.core.focus import FocusConfig, plan_focus_from_config
 from spotvlm_ros.core.types import SOURCE_CLOUD, FocusPlan, HistoryTurn, Region
 from spotvlm_ros.core.images import resize_image
 from spotvlm_ros.models.prompt import build_messages, text_part
-from spotvlm_ros.scenes.truth import GROUNDING, Q_LIGHT, Q_LIMIT, QA, VEHICLE_KINDS, box_json
+from spotvlm_ros.scenes.truth import (
+    GROUNDING, Q_LIGHT, Q_LIMIT, QA, VEHICLE_KINDS, asked_object, box_json)
 from spotvlm_ros.training.pool import FRAME_H, FRAME_W
 
 # The edge model's focus views: a 48-token global view plus crops (its processor caps images
@@ -53,7 +54,7 @@ def regions_json(regions) -> str:
 
 def cloud_target(qa: QA) -> str:
     """A Qwen2.5-VL style reply: a short answer, then its regions as a ```json fence."""
-    short = qa.question.split('the ')[-1].rstrip('?') if qa.family == GROUNDING else qa.answer
+    short = asked_object(qa.question) if qa.family == GROUNDING else qa.answer
     return f'{short}\n```json\n{regions_json(regions_of(qa))}\n```'
 
 
