@@ -90,21 +90,21 @@ def context_rows(repeat: int) -> list:
 
 
 def focus_rows(repeat: int) -> list:
-    """20 cloud regions onto a 640x480 frame, widened (no flow), then planned."""
+    """20 cloud regions onto a 640x480 frame (no flow), then planned with crops widened by age."""
     frame = textured_frame(640, 480, 0)
     cloud_regions = random_regions(1280, 960, N_REGIONS, 1)
     config = FocusConfig(token_budget=256, max_regions=N_REGIONS, use_flow=False)
 
     def mapped():
-        return focus_regions(cloud_regions, (1280, 960), (640, 480), 2.4, config)
+        return focus_regions(cloud_regions, (1280, 960), (640, 480), config)
 
     regions = mapped()
     return [
         (f'focus: focus_regions, {N_REGIONS} regions', measure(mapped, repeat)),
         ('focus: plan_focus, 640x480, 256 tok', measure(
-            lambda: plan_focus_from_config(frame, regions, config), repeat)),
+            lambda: plan_focus_from_config(frame, regions, config, 2.4), repeat)),
         ('focus plan: regions + plan', measure(
-            lambda: plan_focus_from_config(frame, mapped(), config), repeat)),
+            lambda: plan_focus_from_config(frame, mapped(), config, 2.4), repeat)),
     ]
 
 

@@ -53,7 +53,7 @@ def test_a_raw_label_from_any_publisher_is_cleaned_before_the_edge_prompt():
     """A region that did not come through the parser (a CloudContext from any node)."""
     frame = np.full((336, 448, 3), 90, np.uint8)
     raw = [Region(ATTACK, 100, 100, 300, 300)]
-    kept = focus_regions(raw, KEYFRAME, KEYFRAME, 0.0, FocusConfig(use_flow=False))
+    kept = focus_regions(raw, KEYFRAME, KEYFRAME, FocusConfig(use_flow=False))
     assert kept and all(_clean(r.label) for r in kept)
     # And at the last step: the caption said before a crop, whatever the crop's label.
     plan = plan_focus_from_config(frame, raw, FocusConfig(token_budget=256))
@@ -84,7 +84,7 @@ def test_two_thousand_boxes_are_cut_at_parse_time_and_the_merge_stays_small(monk
         tests.append(len(rs))
         return real_merge(rs, overlap)
     monkeypatch.setattr('spotvlm_ros.core.focus.merge_regions', counting_merge)
-    focus_regions(regions, KEYFRAME, KEYFRAME, 0.5, FocusConfig(use_flow=False))
+    focus_regions(regions, KEYFRAME, KEYFRAME, FocusConfig(use_flow=False))
     assert tests and max(tests) <= DEFAULT_MAX_REGIONS
 
 
@@ -96,7 +96,7 @@ def test_the_fuser_caps_boxes_that_did_not_come_through_the_parser(monkeypatch):
     monkeypatch.setattr('spotvlm_ros.core.focus.merge_regions',
                         lambda rs, overlap=0.5: sizes.append(len(rs)) or real_merge(rs, overlap))
     config = FocusConfig(use_flow=False)
-    focus_regions(many, KEYFRAME, KEYFRAME, 0.0, config)
+    focus_regions(many, KEYFRAME, KEYFRAME, config)
     assert sizes and sizes[0] <= 4 * config.max_regions
 
 

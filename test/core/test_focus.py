@@ -9,8 +9,7 @@ from hypothesis import given, settings, strategies as st
 from spotvlm_ros.core.focus import (
     FocusConfig, VisualTokenCounter, clip_regions, crop_label, focus_for_answer, focus_regions,
     merge_regions,
-    plan_focus, plan_focus_from_config, propagate_regions, scale_regions, widen_margin,
-    widen_regions)
+    plan_focus, plan_focus_from_config, propagate_regions, scale_regions, widen_margin)
 from spotvlm_ros.core.types import (
     SOURCE_CLOUD, SOURCE_MERGED, SOURCE_PROPAGATED, SOURCE_WIDENED, CloudAnswer, Region)
 
@@ -74,13 +73,10 @@ def test_scale_maps_between_image_sizes():
     assert r.label == 'car'
 
 
-def test_widening_grows_with_age_and_stops_at_its_cap():
+def test_the_margin_grows_with_age_and_stops_at_its_cap():
     margins = [widen_margin(age, (640, 480), 0.03, 0.25) for age in (0, 1, 2, 5, 100)]
     assert margins[0] == 0 and margins == sorted(margins)
     assert margins[-1] == pytest.approx(0.25 * 480)
-    (r,) = widen_regions([box(100, 100, 200, 200)], 2.0, (640, 480), 0.03, 0.25)
-    assert r.source == SOURCE_WIDENED
-    assert r.x1 == pytest.approx(100 - margins[2]) and r.y2 == pytest.approx(200 + margins[2])
 
 
 @settings(max_examples=100, deadline=None)
@@ -204,21 +200,35 @@ def test_flow_accepts_gray_images(textured_frame, shifted):
 
 # The whole mapping.
 
-def test_focus_regions_scales_then_widens_without_images():
+def test_focus_regions_scales_and_keeps_boxes_in_place_without_images():
     regions = [box(200, 200, 400, 400, 'car', 0.9), box(1000, 700, 1100, 800, 'sign', 0.4)]
-    config = FocusConfig(widen_frac_per_s=0.02, widen_max_frac=0.2)
-    mapped = focus_regions(regions, (1280, 960), (640, 480), age_s=2.0, config=config)
-    margin = 0.04 * 480
+    mapped = focus_regions(regions, (1280, 960), (640, 480))
     assert [r.label for r in mapped] == ['car', 'sign']
-    assert mapped[0].x1 == pytest.approx(100 - margin)
-    assert mapped[0].x2 == pytest.approx(200 + margin)
+    # Untracked boxes stay the best guess of where their object is: a grown box would not be.
+    assert (mapped[0].x1, mapped[0].y1, mapped[0].x2, mapped[0].y2) == (100, 100, 200, 200)
     assert all(r.source == SOURCE_WIDENED for r in mapped)
+
+
+def test_crops_of_untracked_regions_widen_with_age_and_captions_keep_the_box():
+    frame = frame_of(640, 480)
+    config = FocusConfig(token_budget=512, widen_frac_per_s=0.02, widen_max_frac=0.2,
+                         crop_pad_frac=0.0, min_zoom=0.0)
+    (untracked,) = focus_regions([box(200, 200, 280, 260, 'car')], None, (640, 480), config)
+    tracked = Region('car', 200, 200, 280, 260, 1.0, SOURCE_PROPAGATED)
+    fresh = plan_focus_from_config(frame, [untracked], config, age_s=0.0).crops[0]
+    old = plan_focus_from_config(frame, [untracked], config, age_s=2.0).crops[0]
+    moved = plan_focus_from_config(frame, [tracked], config, age_s=2.0).crops[0]
+    margin = 0.04 * 480
+    assert old.region.x1 == pytest.approx(200 - margin, abs=1)
+    assert old.region.x2 == pytest.approx(280 + margin, abs=1)
+    assert (fresh.region.x1, moved.region.x1) == (200, 200)
+    assert fresh.label == old.label == moved.label == 'car at [200, 200, 280, 260]'
 
 
 def test_focus_regions_uses_flow_when_both_images_are_at_hand(textured_frame, shifted):
     key = textured_frame(320, 240, seed=6)
     cur = shifted(key, 10, 4)
-    mapped = focus_regions([box(200, 160, 320, 280)], (640, 480), (320, 240), age_s=3.0,
+    mapped = focus_regions([box(200, 160, 320, 280)], (640, 480), (320, 240),
                            key_image=key, cur_image=cur)
     (r,) = mapped
     assert r.source == SOURCE_PROPAGATED
@@ -227,7 +237,7 @@ def test_focus_regions_uses_flow_when_both_images_are_at_hand(textured_frame, sh
 
 def test_focus_regions_can_skip_flow(textured_frame, shifted):
     key = textured_frame(320, 240, seed=6)
-    (r,) = focus_regions([box(100, 80, 160, 140)], None, (320, 240), 1.0,
+    (r,) = focus_regions([box(100, 80, 160, 140)], None, (320, 240),
                          FocusConfig(use_flow=False), key, shifted(key, 10, 4))
     assert r.source == SOURCE_WIDENED
 
@@ -240,8 +250,10 @@ def test_focus_for_answer_maps_the_answer_by_its_age_and_image_size(textured_fra
     cur = shifted(key, 6, 0)
     (tracked,), plan = focus_for_answer(answer, cur, 12.0, config, key_image=key)
     assert tracked.source == SOURCE_PROPAGATED and tracked.x1 == pytest.approx(106, abs=1)
-    (widened,), _ = focus_for_answer(answer, cur, 12.0, config)
-    assert widened.x1 == pytest.approx(100 - 0.1 * 240)
+    (untracked,), untracked_plan = focus_for_answer(answer, cur, 12.0, config)
+    assert untracked.source == SOURCE_WIDENED and untracked.x1 == pytest.approx(100)
+    # Two seconds old: its crop has the margin around the box the caption gives.
+    assert untracked_plan.crops[0].region.x1 < 100 - 0.1 * 240 + 1
     # The crop says where the box was carried to, not where the cloud saw it.
     assert [c.label for c in plan.crops] == ['car at [106, 80, 166, 140]']
     assert plan.visual_tokens <= 200
@@ -253,11 +265,10 @@ def test_focus_for_no_answer_is_the_global_view_alone():
 
 
 @settings(max_examples=40, deadline=None)
-@given(regions=st.lists(ANY_REGION, max_size=30), src=FRAME_SIZE, size=FRAME_SIZE,
-       age=st.floats(0.0, 60.0))
-def test_focus_regions_are_inside_ranked_and_bounded(regions, src, size, age):
+@given(regions=st.lists(ANY_REGION, max_size=30), src=FRAME_SIZE, size=FRAME_SIZE)
+def test_focus_regions_are_inside_ranked_and_bounded(regions, src, size):
     config = FocusConfig(max_regions=5, min_box_px=4.0)
-    mapped = focus_regions(regions, src, size, age, config)
+    mapped = focus_regions(regions, src, size, config)
     assert len(mapped) <= 5
     for r in mapped:
         assert inside(r, size) and r.width >= 4.0 and r.height >= 4.0
@@ -360,7 +371,7 @@ def test_config_refuses_bad_values_by_name(field, value):
 
 
 def test_regions_keep_their_cloud_source_until_moved():
-    (r,) = focus_regions([box(10, 10, 100, 100)], None, (640, 480), 0.0)
+    (r,) = focus_regions([box(10, 10, 100, 100)], None, (640, 480))
     assert r.source == SOURCE_WIDENED
     (same,) = clip_regions([box(10, 10, 100, 100)], (640, 480))
     assert same.source == SOURCE_CLOUD

@@ -111,15 +111,15 @@ def fuse(store: ContextStore, stamp: float, frame_size: Size, config: FocusConfi
     """The fused context for the frame at `stamp`: turns, and the newest regions carried.
 
     `key_image` is the newest cloud answer's keyframe if still at hand (any size: flow runs on
-    shrunk copies), `cur_image` the frame; without both, regions are widened by their age.
+    shrunk copies), `cur_image` the frame; without both, regions stay where the cloud saw them
+    (and their crops are widened by their age: edge_inputs).
     """
     fused = FusedContext(stamp, tuple(frame_size), store.turns_for(stamp))
     newest = store.newest_cloud(stamp)
     if newest is not None:
         fused.newest_cloud_stamp = newest.keyframe_stamp
         fused.regions = focus_regions(newest.regions, newest.image_size, tuple(frame_size),
-                                      stamp - newest.keyframe_stamp, config,
-                                      key_image=key_image, cur_image=cur_image)
+                                      config, key_image=key_image, cur_image=cur_image)
     return fused
 
 
@@ -140,7 +140,8 @@ def edge_inputs(name: str, context: Optional[FusedContext], frame: np.ndarray, s
     fresh = context.newest_cloud_stamp is not None and \
         stamp - context.newest_cloud_stamp <= max_age_s
     regions = _in_frame(context, frame) if chosen.focus and fresh else []
-    focus = plan_focus_from_config(frame, regions, config) if regions else None
+    focus = plan_focus_from_config(frame, regions, config, stamp - context.newest_cloud_stamp) \
+        if regions else None
     newest = max((t.source_stamp for t in turns if t.source == SOURCE_CLOUD), default=None)
     if newest is None and regions:
         newest = context.newest_cloud_stamp

@@ -16,9 +16,9 @@ from spotvlm_ros.core.flow import propagate_regions
 from spotvlm_ros.core.images import resize_image
 from spotvlm_ros.core.settings import check_settings, setting
 from spotvlm_ros.core.regions import (
-    Size, clip_regions, merge_regions, region_rank, scale_regions, widen_margin, widen_regions)
+    Size, clip_regions, merge_regions, region_rank, scale_regions, widen_margin)
 from spotvlm_ros.core.types import (
-    SOURCE_PROPAGATED, CloudAnswer, FocusCrop, FocusPlan, Region)
+    SOURCE_PROPAGATED, SOURCE_WIDENED, CloudAnswer, FocusCrop, FocusPlan, Region)
 from spotvlm_ros.core.visual_tokens import (
     QWEN2_5_VL_MAX_PIXELS, QWEN2_5_VL_MIN_PIXELS, VisualTokenCounter)
 
@@ -30,7 +30,7 @@ __all__ = [
     'FocusConfig', 'VisualTokenCounter', 'clip_regions', 'crop_label', 'focus_for_answer',
     'focus_regions',
     'merge_regions', 'plan_focus', 'plan_focus_from_config', 'propagate_regions',
-    'scale_regions', 'widen_margin', 'widen_regions']
+    'scale_regions', 'widen_margin']
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,15 @@ class FocusConfig:
         2.0, 'a crop may be enlarged up to this much past its own pixels', between(1.0, 8.0))
     max_regions: int = setting(20, 'regions kept at most, best score first', positive_int)
     min_box_px: float = setting(
-        8.0, 'pixels; boxes narrower or shorter than this are dropped', non_negative)
+        2.0, 'pixels; boxes narrower or shorter than this are dropped (a far traffic light is '
+        '4 px wide at 448x336: its crop is still at least one patch)', non_negative)
     merge_overlap: float = setting(
         0.5, 'intersection over the smaller box at which two boxes merge',
         between(0.0, 1.0, low_open=True))
     widen_frac_per_s: float = setting(
-        0.03, "margin a region not carried by optical flow grows per second of age, as a share "
-        "of the frame's short side", non_negative)
+        0.03, "margin the crop of a region not carried by optical flow grows per second of "
+        "age, as a share of the frame's short side (its box and caption stay as they are)",
+        non_negative)
     widen_max_frac: float = setting(
         0.25, "the margin never grows past this share of the frame's short side", fraction)
     use_flow: bool = setting(
@@ -73,7 +75,8 @@ class FocusConfig:
     flow_max_side: int = setting(
         320, 'pixels; tracking runs on frames shrunk to this long side', positive_int)
     flow_min_points: int = setting(
-        4, 'a region with fewer good tracks is widened instead', positive_int)
+        4, 'a region with fewer good tracks stays where it was, its crop widened',
+        positive_int)
     flow_max_fb_px: float = setting(
         1.0, 'pixels; forward-backward error above which a track is dropped', positive)
 
@@ -83,13 +86,16 @@ class FocusConfig:
 
 
 def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_size: Size,
-                  age_s: float, config: FocusConfig = FocusConfig(),
+                  config: FocusConfig = FocusConfig(),
                   key_image: Optional[np.ndarray] = None,
                   cur_image: Optional[np.ndarray] = None) -> list:
-    """Cloud regions mapped to the current frame: scaled, carried or widened, clipped, merged.
+    """Cloud regions mapped to the current frame: scaled, carried by flow, clipped, merged.
 
     `src_size` is the (width, height) the cloud saw (None: already in frame pixels). Ranked
     by score, at most `max_regions`, all inside the frame; labels cleaned as cloud text.
+    Each box is the best guess of where its object is now: moved by flow where it could be
+    tracked, else where the cloud saw it (source 'widened': plan_focus widens its view by
+    the context's age). A box grown by its age would be a worse guess: the model is told it.
     """
     # Regions may come from any publisher: the best few only (the merge is quadratic), and
     # their labels made inert before they reach a prompt.
@@ -103,22 +109,23 @@ def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_siz
                                     config.flow_max_side, frame_size)
     else:
         carried = mapped
-    lost = [r for r in carried if r.source != SOURCE_PROPAGATED]
-    moved = [r for r in carried if r.source == SOURCE_PROPAGATED]
-    moved += widen_regions(lost, age_s, frame_size, config.widen_frac_per_s,
-                           config.widen_max_frac)
-    kept = clip_regions(moved, frame_size, config.min_box_px)
+    carried = [r if r.source == SOURCE_PROPAGATED else dataclasses.replace(
+        r, source=SOURCE_WIDENED) for r in carried]
+    kept = clip_regions(carried, frame_size, config.min_box_px)
     return merge_regions(kept, config.merge_overlap)[: config.max_regions]
 
 
 def plan_focus(frame: np.ndarray, regions: Sequence[Region], token_budget: int,
                patch_px: int = 28, *, global_share: float = 0.5, max_crops: int = 3,
                crop_pad_frac: float = 0.1, min_zoom: float = 1.25, max_upscale: float = 2.0,
-               counter: Optional[VisualTokenCounter] = None) -> FocusPlan:
+               counter: Optional[VisualTokenCounter] = None,
+               untracked_margin_px: float = 0.0) -> FocusPlan:
     """A low-resolution global view plus sharper crops of the top regions, within budget.
 
     `regions` are in the frame's pixels (see focus_regions). Tokens are counted by
     `counter` (default: Qwen2.5-VL units for `patch_px`); the total never exceeds the budget.
+    Crops of regions flow did not carry take `untracked_margin_px` more per side, since
+    their object may have moved; their captions still give the box itself.
     """
     require(isinstance(frame, np.ndarray) and frame.ndim in (2, 3) and frame.size > 0,
             'frame', 'must be a non-empty HxW or HxWxC array')
@@ -134,8 +141,9 @@ def plan_focus(frame: np.ndarray, regions: Sequence[Region], token_budget: int,
     ranked = ranked[: (token_budget - plan.visual_tokens) // counter.min_tokens]
     for rank, region in enumerate(ranked):
         left = token_budget - plan.visual_tokens
+        margin = 0.0 if region.source == SOURCE_PROPAGATED else untracked_margin_px
         crop = _crop_for(frame, region, left // (len(ranked) - rank), counter, crop_pad_frac,
-                         global_scale * min_zoom, max_upscale)
+                         global_scale * min_zoom, max_upscale, margin)
         if crop is not None:
             plan.crops.append(crop)
             plan.visual_tokens += counter(*crop.image.shape[:2])
@@ -145,13 +153,16 @@ def plan_focus(frame: np.ndarray, regions: Sequence[Region], token_budget: int,
 
 
 def plan_focus_from_config(frame: np.ndarray, regions: Sequence[Region],
-                           config: FocusConfig = FocusConfig()) -> FocusPlan:
-    """plan_focus with every knob taken from a FocusConfig."""
+                           config: FocusConfig = FocusConfig(), age_s: float = 0.0) -> FocusPlan:
+    """plan_focus with every knob taken from a FocusConfig, for regions `age_s` old."""
     counter = VisualTokenCounter(config.patch_px, config.min_pixels, config.max_pixels)
+    margin = widen_margin(age_s, (frame.shape[1], frame.shape[0]), config.widen_frac_per_s,
+                          config.widen_max_frac)
     return plan_focus(frame, regions, config.token_budget, config.patch_px,
                       global_share=config.global_share, max_crops=config.max_crops,
                       crop_pad_frac=config.crop_pad_frac, min_zoom=config.min_zoom,
-                      max_upscale=config.max_upscale, counter=counter)
+                      max_upscale=config.max_upscale, counter=counter,
+                      untracked_margin_px=margin)
 
 
 def focus_for_answer(answer: Optional[CloudAnswer], frame: np.ndarray, frame_stamp: float,
@@ -165,9 +176,10 @@ def focus_for_answer(answer: Optional[CloudAnswer], frame: np.ndarray, frame_sta
     if answer is None or not answer.regions:
         return [], plan_focus_from_config(frame, [], config)
     height, width = frame.shape[:2]
-    regions = focus_regions(answer.regions, answer.image_size, (width, height),
-                            frame_stamp - answer.keyframe_stamp, config, key_image, frame)
-    return regions, plan_focus_from_config(frame, regions, config)
+    regions = focus_regions(answer.regions, answer.image_size, (width, height), config,
+                            key_image, frame)
+    return regions, plan_focus_from_config(frame, regions, config,
+                                           frame_stamp - answer.keyframe_stamp)
 
 
 def crop_label(region: Region, frame_size: Size) -> str:
@@ -183,10 +195,12 @@ def crop_label(region: Region, frame_size: Size) -> str:
     return f'{region.label} {where}' if region.label else where
 
 
-def _crop_box(region: Region, frame_size: Size, pad_frac: float, min_side: float) -> tuple:
-    """Integer crop box: the region padded, at least `min_side` and not too thin, in frame."""
+def _crop_box(region: Region, frame_size: Size, pad_frac: float, min_side: float,
+              margin: float = 0.0) -> tuple:
+    """Integer crop box: the region padded (and `margin` px more per side), at least
+    `min_side` and not too thin, in frame."""
     width, height = frame_size
-    pad_x, pad_y = region.width * pad_frac, region.height * pad_frac
+    pad_x, pad_y = region.width * pad_frac + margin, region.height * pad_frac + margin
     x1, y1 = region.x1 - pad_x, region.y1 - pad_y
     x2, y2 = region.x2 + pad_x, region.y2 + pad_y
     long_side = max(x2 - x1, y2 - y1)
@@ -214,10 +228,10 @@ def _global_plan(frame: np.ndarray, tokens: int, token_budget: int,
 
 def _crop_for(frame: np.ndarray, region: Region, max_tokens: int,
               counter: VisualTokenCounter, pad_frac: float, min_scale: float,
-              max_upscale: float):
+              max_upscale: float, margin: float = 0.0):
     """A FocusCrop of the region within `max_tokens`, or None if not sharper than needed."""
     height, width = frame.shape[:2]
-    x1, y1, x2, y2 = _crop_box(region, (width, height), pad_frac, counter.patch_px)
+    x1, y1, x2, y2 = _crop_box(region, (width, height), pad_frac, counter.patch_px, margin)
     if x2 - x1 < 1 or y2 - y1 < 1:
         return None
     size = counter.fit(max(1, round((y2 - y1) * max_upscale)),

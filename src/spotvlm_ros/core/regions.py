@@ -1,11 +1,11 @@
-"""Box geometry for focus regions: scale, widen, clip to the frame, merge overlaps."""
+"""Box geometry for focus regions: scale, margins by age, clip to the frame, merge overlaps."""
 
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
-from spotvlm_ros.core.types import SOURCE_MERGED, SOURCE_WIDENED, Region
+from spotvlm_ros.core.types import SOURCE_MERGED, Region
 
 Size = tuple  # (width, height) in pixels, the order CloudAnswer.image_size uses
 
@@ -26,14 +26,6 @@ def widen_margin(age_s: float, frame_size: Size, frac_per_s: float, max_frac: fl
     """Pixels added per side to a region `age_s` old: grows with age, capped."""
     short_side = min(frame_size)
     return min(max_frac, max(0.0, age_s) * frac_per_s) * short_side
-
-
-def widen_regions(regions: Sequence[Region], age_s: float, frame_size: Size,
-                  frac_per_s: float = 0.03, max_frac: float = 0.25) -> list:
-    """Regions grown by a margin that grows with their age, for when motion is unknown."""
-    m = widen_margin(age_s, frame_size, frac_per_s, max_frac)
-    return [Region(r.label, r.x1 - m, r.y1 - m, r.x2 + m, r.y2 + m, r.score, SOURCE_WIDENED)
-            for r in regions]
 
 
 def clip_regions(regions: Sequence[Region], frame_size: Size, min_box_px: float = 1.0) -> list:
