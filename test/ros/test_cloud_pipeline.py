@@ -70,6 +70,14 @@ def fused_context_readers(probe) -> set:
             for info in probe.node.get_subscriptions_info_by_topic('fused_context')}
 
 
+def holds_context_before_any_frame(probe) -> bool:
+    """Whether the newest edge_node status is of a node that holds a fused context and has
+    not received a frame yet (a restarted one)."""
+    status = probe.latest_status('edge_node')
+    values = {kv.key: kv.value for kv in status.values} if status else {}
+    return values.get('received') == '0' and values.get('context_age_s', 'none') != 'none'
+
+
 def test_a_restarted_edge_node_gets_the_current_context_at_once(edge_and_fuser):
     probe, procs, logs = edge_and_fuser
     keyframe = probe.publish_frame()
@@ -82,13 +90,17 @@ def test_a_restarted_edge_node_gets_the_current_context_at_once(edge_and_fuser):
     readers = fused_context_readers(probe)
     procs['edge'].send_signal(signal.SIGKILL)
     procs['edge'].wait()
-    procs['edge'] = start_node('edge_node', logs, **EDGE)
+    # A restart takes seconds (more on a loaded machine): the age limit is not what is tested.
+    procs['edge'] = start_node('edge_node', logs, **EDGE, **{'context.max_age_s': 120.0})
     probe.wait_for(lambda: probe.node.count_publishers('answer') == 0, 5)
     probe.wait_for_edge()
     probe.wait_for_subscribers(2)
-    # The kept context reaches the new edge node once discovery has matched its reader to
-    # the fuser's writer; a frame sent before that is answered without it, rightly.
+    # The kept (latched) context reaches the new edge node once the fuser's writer has matched
+    # its reader; a frame sent before that is answered without it, rightly. The probe seeing
+    # the reader does not say the fuser has: the new node's own status does, before any frame.
     assert probe.wait_for(lambda: fused_context_readers(probe) - readers, 30)
+    assert probe.wait_for(lambda: holds_context_before_any_frame(probe), 30), \
+        'the restarted edge node never got the kept context'
     start = len(probe.answers)
     probe.publish_frame()
     assert probe.wait_for(lambda: len(probe.answers) > start, 60)
