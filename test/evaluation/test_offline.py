@@ -67,6 +67,12 @@ def test_keyframes_follow_the_bridge_policy_and_the_trace(frames):
     assert all(r.ok and r.done_at == pytest.approx(r.sent_at + 1.0) for r in requests)
     assert last_round_trip(requests, 0.99) is None
     assert last_round_trip(requests, 1.0) == pytest.approx(1.0)
+    # Exactly the trace's delay, as the client timed it: a 1 s round trip meets a 1 s
+    # deadline whatever float done_at - sent_at gives (1.0000000000000002 from 1.2 s).
+    later = [dataclasses.replace(f, stamp=f.stamp + 0.2) for f in frames]
+    requests = keyframe_requests(later, constant(1.0), config, timeout_s=12.0)
+    assert any(r.done_at - r.sent_at > 1.0 for r in requests)
+    assert all(last_round_trip(requests, r.done_at) == 1.0 for r in requests)
 
 
 def test_a_reply_cancels_older_requests_still_in_flight_as_the_client_does(frames):

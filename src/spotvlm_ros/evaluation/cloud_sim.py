@@ -22,6 +22,9 @@ class CloudRequest:
     done_at: float  # the reply's arrival, or when the client gave up or cancelled it
     ok: bool  # a reply came and was used
     superseded: bool = False  # cancelled when a newer keyframe's reply came first
+    # The round trip as the client timed it. Kept, not recomputed as done_at - sent_at: that
+    # difference is 1.0000000000000002 for a 1 s delay sent at 1.2 s, past a 1 s deadline.
+    round_trip_s: float = math.inf
 
 
 def round_trip(trace: LatencyTrace, sent_at: float, timeout_s: float,
@@ -66,7 +69,7 @@ def keyframe_requests(frames: Sequence, trace: LatencyTrace, config: KeyframeCon
         rtt = round_trip(trace, frame.stamp, timeout_s, cloud_cost_s)
         done_at = frame.stamp + (timeout_s if rtt is None else rtt)
         request = CloudRequest(len(requests) + 1, frame.index, frame.stamp, done_at,
-                               rtt is not None)
+                               rtt is not None, round_trip_s=math.inf if rtt is None else rtt)
         heapq.heappush(pending, (done_at, request.seq, request.ok))
         requests.append(request)
     settle(math.inf)  # what is still in flight at the end ends as it would have
@@ -81,7 +84,7 @@ def last_round_trip(requests: Sequence[CloudRequest], now: float) -> Optional[fl
     if not done:
         return None
     newest = max(done, key=lambda r: (r.done_at, r.seq))
-    return newest.done_at - newest.sent_at if newest.ok else math.inf
+    return newest.round_trip_s if newest.ok else math.inf
 
 
 def mean_delay(trace: LatencyTrace, stamps: Sequence[float], timeout_s: float) -> float:
