@@ -32,6 +32,17 @@ def test_the_best_expected_source_is_chosen_per_question_and_age():
     assert table.expected(LIGHT, 5.0, 'cloud_latest') == pytest.approx(0.2)
 
 
+def test_the_cloud_waited_for_gives_way_only_to_a_source_surely_better():
+    def table(wait_score):
+        return fit(samples('cloud_wait', LIGHT, None, wait_score, n=40)
+                   + samples('edge_only', LIGHT, 5.0, 0.9, n=40))
+    # 0.05 apart on 40 answers each is within noise (2 SE = 0.15): the fresh reply is kept.
+    assert table(0.85).choose(LIGHT, 5.0) == 'cloud_wait'
+    assert table(0.5).choose(LIGHT, 5.0) == 'edge_only'
+    # Without a waited-for candidate the plain best is taken, however near.
+    assert table(0.85).choose(LIGHT, 5.0, ['edge_only', 'context_transfer']) == 'edge_only'
+
+
 def test_thin_cells_fall_back_to_the_family_then_to_the_edge():
     table = fit(samples('cloud_latest', LIGHT, 0.5, 1.0, n=MIN_SAMPLES - 1)
                 + samples('cloud_latest', LIMIT, 0.5, 0.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,9 @@ AGE_EDGES_S = (1.0, 2.0, 4.0, 8.0)  # bins: [0, 1), [1, 2), [2, 4), [4, 8), [8, 
 NO_CONTEXT = 'none'  # the bin of a frame no cloud reply has reached yet
 FRESH = 'fresh'  # the bin of the cloud waited for: its reply is about this very frame
 MIN_SAMPLES = 8
+# Standard errors by which another source must beat the cloud waited for: its reply is about
+# this very frame, so a near tie in the table is noise, and the fresh reply the better bet.
+SURE_Z = 2.0
 FORMAT_VERSION = 1
 
 
@@ -55,22 +59,40 @@ class CalibrationTable:
 
     def expected(self, question: str, age_s: Optional[float], source: str) -> Optional[float]:
         """Expected score of `source` for this question and context age; None: unknown."""
+        cell = self._cell(question, age_s, source)
+        return None if cell is None else cell[0]
+
+    def choose(self, question: str, age_s: Optional[float],
+               sources: Sequence[str] = SOURCES) -> str:
+        """The source with the highest expected score (the edge alone when none is known);
+        the cloud waited for gives way only to a source sure (SURE_Z) to beat it."""
+        best, best_score = EDGE_ONLY, self.expected(question, age_s, EDGE_ONLY)
+        for source in (s for s in SOURCES if s in sources and s not in (EDGE_ONLY, CLOUD_WAIT)):
+            score = self.expected(question, age_s, source)
+            if score is not None and (best_score is None or score > best_score):
+                best, best_score = source, score
+        fresh = self._cell(question, age_s, CLOUD_WAIT) if CLOUD_WAIT in sources else None
+        if fresh is not None and (best_score is None or not self._surely_better(
+                self._cell(question, age_s, best), fresh)):
+            return CLOUD_WAIT
+        return best
+
+    def _cell(self, question: str, age_s: Optional[float], source: str) -> Optional[tuple]:
+        """(mean, count) of `source` for this question and age, or of its family; None."""
         bin_ = FRESH if source == CLOUD_WAIT else age_bin(age_s)
         for key in (question, self.families.get(question)):
             mean, count = self.cells.get(key, {}).get(bin_, {}).get(source, (None, 0))
             if count >= MIN_SAMPLES:
-                return mean
+                return mean, count
         return None
 
-    def choose(self, question: str, age_s: Optional[float],
-               sources: Sequence[str] = SOURCES) -> str:
-        """The source with the highest expected score (the edge alone when none is known)."""
-        best, best_score = EDGE_ONLY, self.expected(question, age_s, EDGE_ONLY)
-        for source in (s for s in SOURCES if s in sources and s != EDGE_ONLY):
-            score = self.expected(question, age_s, source)
-            if score is not None and (best_score is None or score > best_score):
-                best, best_score = source, score
-        return best
+    @staticmethod
+    def _surely_better(cell: tuple, than: tuple) -> bool:
+        """Whether `cell`'s mean beats `than`'s by SURE_Z standard errors of the difference;
+        scores lie in [0, 1], so m (1 - m) bounds each one's variance."""
+        (m1, n1), (m2, n2) = cell, than
+        error = math.sqrt(m1 * (1 - m1) / n1 + m2 * (1 - m2) / n2)
+        return m1 - m2 > SURE_Z * error
 
     def save(self, path: Union[str, Path]) -> None:
         document = {'format': FORMAT_VERSION, 'fitted_on': self.fitted_on,
