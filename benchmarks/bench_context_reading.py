@@ -6,6 +6,11 @@ wrong, and no focus crops. A model that ignores its context copies at the rate i
 happens to match (about chance); one that trusts the cloud copies nearly always. Also printed:
 the same model without the turn, scored against the truth, for scale.
 
+For each grounding question the context is a focus region instead: a box of the object's true
+size at a random place, cropped and captioned as the fuser's regions are ("car at [x1, y1,
+x2, y2]"). Copied: the answer's first box hits it (IoU >= 0.5); own right: without it, the
+answer hits the truth.
+
     python benchmarks/bench_context_reading.py [--edge CKPT ...] [--frames 30]
 """
 
@@ -22,10 +27,13 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 
-from spotvlm_ros.core.types import HistoryTurn  # noqa: E402
+from spotvlm_ros.core.focus import plan_focus_from_config  # noqa: E402
+from spotvlm_ros.core.types import HistoryTurn, Region  # noqa: E402
 from spotvlm_ros.models.transformers_backend import TransformersBackend  # noqa: E402
 from spotvlm_ros.scenes.large_model import VOCABULARY  # noqa: E402
-from spotvlm_ros.scenes.truth import sequence  # noqa: E402
+from spotvlm_ros.scenes.scoring import box_hit, split_reply  # noqa: E402
+from spotvlm_ros.scenes.truth import GROUNDING, Q_WHERE, sequence  # noqa: E402
+from spotvlm_ros.training.samples import EDGE_FOCUS  # noqa: E402
 from spotvlm_ros.share import DEFAULT_EDGE_CHECKPOINT, resolve  # noqa: E402
 
 VALIDATION_SEEDS = (1000003, 1000005)  # validation split: nothing here trains a model
@@ -58,6 +66,35 @@ def rates(edge: TransformersBackend, frames: list, rng: np.random.Generator) -> 
     return out
 
 
+def random_box(label: str, like: tuple, size: tuple, rng: np.random.Generator) -> Region:
+    """A box the size of `like` (x1, y1, x2, y2; at least 8 px a side) anywhere in the frame."""
+    width, height = max(8.0, like[2] - like[0]), max(8.0, like[3] - like[1])
+    x1 = float(rng.uniform(0, size[0] - width))
+    y1 = float(rng.uniform(0, size[1] - height))
+    return Region(label, x1, y1, x1 + width, y1 + height)
+
+
+def box_rates(edge: TransformersBackend, frames: list, rng: np.random.Generator) -> dict:
+    """{question: (copied, own answer right, asked)} over the frames that show the object."""
+    out = {}
+    for label, question in Q_WHERE.items():
+        copied = right = asked = 0
+        for image, truth in frames:
+            qa = next((q for q in truth.qa if q.question == question), None)
+            if qa is None or qa.family != GROUNDING or not qa.regions:
+                continue
+            size = (image.shape[1], image.shape[0])
+            given = random_box(label, qa.regions[0].box, size, rng)
+            plan = plan_focus_from_config(image, [given], EDGE_FOCUS, age_s=1.0)
+            said = split_reply(edge.answer(image, question, [], plan).text, size)[1]
+            copied += box_hit([given], said)
+            right += box_hit(split_reply(qa.answer, size)[1],
+                             split_reply(edge.answer(image, question).text, size)[1])
+            asked += 1
+        out[question] = (copied, right, asked)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--edge', action='append', default=None, help='checkpoint(s)')
@@ -74,6 +111,11 @@ def main() -> int:
                                                       np.random.default_rng(0)).items():
             print(f'{question:<36}{copied / asked:>8.2f}{1 / len(VOCABULARY[question]):>8.2f}'
                   f'{right / asked:>11.2f}')
+        for question, (copied, right, asked) in box_rates(edge, frames,
+                                                          np.random.default_rng(0)).items():
+            if asked:
+                print(f'{question:<36}{copied / asked:>8.2f}{"~0":>8}{right / asked:>11.2f}'
+                      f'  ({asked} frames show it)')
         edge.close()
     return 0
 
