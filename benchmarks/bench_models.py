@@ -1,9 +1,11 @@
 """Edge backend costs, measured in one run on one offline checkpoint.
 
 Run: python benchmarks/bench_models.py [--preset small|tiny] [--repeat N] [--threads N]
+         [--parts overhead,focus,onnx]
 Prints, with A/B runs interleaved so machine load hits both alike:
 - backend overhead: TransformersBackend.answer / bare model.generate (target <= 1.05), and
   against the bare transformers pipeline (chat template + generate + decode), over 3N rounds;
+  backend.prepare against processor.apply_chat_template making the same tensors;
 - focus plan vs the full-resolution frame: visual tokens and prefill time as ratios
   (target: at most half the visual tokens);
 - ONNX Runtime vision encoder vs the torch encoder, on both inputs;
@@ -33,6 +35,7 @@ QUERY = 'Is it safe to go? Answer briefly.'
 HISTORY = [HistoryTurn('What is ahead?', 'A red car waits at the crosswalk, a cyclist at right.',
                        source_stamp=0.0, age_s=2.4)]
 CROP = 224
+PARTS = ('overhead', 'focus', 'onnx')  # onnx: the export, the vision encoder and the backend
 
 
 def textured_frame(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -107,9 +110,17 @@ def bench_overhead(backend, frame, repeat: int) -> None:
         prompt_len = prepared['input_ids'].shape[1]
         return processor.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
 
+    def processor_prepare():
+        return processor.apply_chat_template(
+            build_messages(frame, QUERY, HISTORY), add_generation_prompt=True, tokenize=True,
+            return_dict=True, return_tensors='pt')
+
     result = backend.answer(frame, QUERY, HISTORY)
     bare_ids = bare_generate()[0, inputs['input_ids'].shape[1]:].tolist()
     assert result.token_ids == tuple(bare_ids), 'backend and bare generate disagree'
+    reference = processor_prepare()
+    assert list(inputs.keys()) == list(reference.keys()) and all(
+        torch.equal(inputs[k], reference[k]) for k in reference), 'prepare and processor disagree'
 
     def answer():
         return backend.answer(frame, QUERY, HISTORY)
@@ -118,7 +129,9 @@ def bench_overhead(backend, frame, repeat: int) -> None:
                                    'bare template+generate+decode': bare_pipeline,
                                    'backend.answer': answer,
                                    'backend.prepare (template + pixels)':
-                                       lambda: backend.prepare(frame, QUERY, HISTORY)}, repeat)
+                                       lambda: backend.prepare(frame, QUERY, HISTORY),
+                                   'processor.apply_chat_template (same inputs)':
+                                       processor_prepare}, repeat)
     print(f'[overhead] {frame.shape[1]}x{frame.shape[0]} frame + 1 history turn: '
           f'{result.prompt_tokens} prompt tokens, {result.new_tokens} new tokens; '
           f'{repeat} rounds; load average {load()}')
@@ -131,14 +144,17 @@ def bench_overhead(backend, frame, repeat: int) -> None:
             ('overhead = answer / bare generate', answer, 'bare model.generate'),
             ('(answer - prepare) / bare generate', beyond, 'bare model.generate'),
             ('answer / bare template+generate+decode', answer,
-             'bare template+generate+decode')):
+             'bare template+generate+decode'),
+            ('prepare / processor.apply_chat_template', prepare,
+             'processor.apply_chat_template (same inputs)')):
         base = samples[bare]
         paired = statistics.median(a / b for a, b in zip(numerator, base))
         print(f'  {label:<44}{statistics.median(numerator) / statistics.median(base):10.3f}'
               f'{min(numerator) / min(base):10.3f}{paired:10.3f}')
     print('  (paired: median over rounds of the ratio within a round; target <= 1.05 for '
           'answer / bare generate. The fixed costs, chat template and image preprocessing, are '
-          'the prepare row: bare generate is handed them ready-made)')
+          'the prepare row: bare generate is handed them ready-made. The processor row makes '
+          'the same tensors, bit for bit, the way the processor does)')
 
 
 def bench_focus(backend, frame, plan, repeat: int) -> None:
@@ -230,7 +246,12 @@ def main(argv=None) -> int:
     parser.add_argument('--repeat', type=int, default=15)
     parser.add_argument('--threads', type=int, default=1, help='torch / ONNX Runtime threads')
     parser.add_argument('--max-new-tokens', type=int, default=16)
+    parser.add_argument('--parts', default=','.join(PARTS),
+                        help=f'comma-separated parts to run, of {",".join(PARTS)} (default: all)')
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(','))
+    if not parts <= set(PARTS):
+        parser.error(f'unknown part(s) {sorted(parts - set(PARTS))}; choose from {PARTS}')
 
     import torch
 
@@ -247,8 +268,13 @@ def main(argv=None) -> int:
           f'{args.threads} thread(s), {platform.machine()}')
     frame = textured_frame(1280, 720)
     plan = focus_plan(frame)
-    bench_overhead(backend, textured_frame(640, 480, seed=1), 3 * args.repeat)
-    bench_focus(backend, frame, plan, args.repeat)
+    if 'overhead' in parts:
+        bench_overhead(backend, textured_frame(640, 480, seed=1), 3 * args.repeat)
+    if 'focus' in parts:
+        bench_focus(backend, frame, plan, args.repeat)
+    if 'onnx' not in parts:
+        backend.close()
+        return 0
     with tempfile.TemporaryDirectory(prefix='spotvlm-onnx-') as tmp:
         start = time.perf_counter()
         onnx_dir = export_model(checkpoint, Path(tmp) / 'onnx')

@@ -9,6 +9,7 @@ import numpy as np
 
 from spotvlm_ros.core.compression import sanitize_label
 from spotvlm_ros.core.types import FocusPlan, HistoryTurn
+from spotvlm_ros.models.fast_inputs import fast_chat_inputs
 
 # A crop's caption is a label (or a few merged ones) and where it sits in the frame.
 _MAX_CAPTION_LABEL_CHARS = 160
@@ -81,6 +82,9 @@ def build_messages(
 
 def chat_inputs(processor, chats: list, processor_kwargs: Optional[dict] = None):
     """The processor's tensors (token ids, pixels, grids) for one chat or a batch of chats."""
+    fast = fast_chat_inputs(processor, chats, processor_kwargs)
+    if fast is not None:
+        return fast
     return processor.apply_chat_template(
         chats, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors='pt',
         processor_kwargs=dict(processor_kwargs or {}))
