@@ -7,9 +7,9 @@ happens to match (about chance); one that trusts the cloud copies nearly always.
 the same model without the turn, scored against the truth, for scale.
 
 For each grounding question the context is a focus region instead: a box of the object's true
-size at a random place, cropped and captioned as the fuser's regions are ("car at [x1, y1,
-x2, y2]"). Copied: the answer's first box hits it (IoU >= 0.5); own right: without it, the
-answer hits the truth.
+size at a random place, cropped and captioned as the fuser's regions are ("Close-up of car
+at x1, y1, x2, y2:"). Copied: the answer's first box hits it (IoU >= 0.5); own right: without
+it, the answer hits the truth.
 
     python benchmarks/bench_context_reading.py [--edge CKPT ...] [--frames 30]
 """

@@ -16,7 +16,7 @@ from spotvlm_ros.core import regions as region_geometry
 from spotvlm_ros.core.compression import MAX_LABEL_CHARS
 from spotvlm_ros.core.focus import FocusConfig, focus_regions, plan_focus_from_config
 from spotvlm_ros.core.types import Region
-from spotvlm_ros.models.prompt import crop_caption, user_content
+from spotvlm_ros.models.prompt import user_content
 
 KEYFRAME = (448, 336)
 MARKERS = ('<|', '|>', '<s>', '[INST]', '\n')
@@ -61,18 +61,6 @@ def test_a_raw_label_from_any_publisher_is_cleaned_before_the_edge_prompt():
     plan.crops[0].label = ATTACK
     texts = [p['text'] for p in user_content(frame, 'What now?', plan) if p['type'] == 'text']
     assert all(_clean(t) for t in texts[:-1]), texts
-
-
-def test_a_caption_keeps_the_carried_box_as_an_answer_writes_it_and_cleans_the_label():
-    frame = np.full((336, 448, 3), 90, np.uint8)
-    plan = plan_focus_from_config(frame, [Region(ATTACK + ' [x]', 176, 140, 196, 156)],
-                                  FocusConfig(token_budget=256))
-    caption = crop_caption(plan.crops[0].label)
-    assert _clean(caption) and '[x]' not in caption
-    # The same characters as an answer's bbox_2d list (JSON, as truth.box_json writes it).
-    assert caption.endswith(' at [176, 140, 196, 156]:')
-    assert ' [176, 140, 196, 156]' in json.dumps([{'bbox_2d': [176, 140, 196, 156]}])
-    assert crop_caption('car at [1, 2, 3]') == 'Close-up of car at 1, 2, 3:'  # not our form
 
 
 # 2. A bounded number of boxes, cut before any merge.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Optional, Sequence
 
 import numpy as np
@@ -13,8 +12,6 @@ from spotvlm_ros.models.fast_inputs import fast_chat_inputs
 
 # A crop's caption is a label (or a few merged ones) and where it sits in the frame.
 _MAX_CAPTION_LABEL_CHARS = 160
-# The box core.focus.crop_label puts after the label: computed here, not cloud text.
-_CARRIED_BOX = re.compile(r'(?:^| )at \[(\d+), (\d+), (\d+), (\d+)\]$')
 
 
 def check_image(image: np.ndarray, what: str = 'frame') -> np.ndarray:
@@ -29,15 +26,8 @@ def check_image(image: np.ndarray, what: str = 'frame') -> np.ndarray:
 
 
 def crop_caption(label: str) -> str:
-    """The text said right before a focus crop; the label is cleaned here, at the last step.
-
-    The carried box keeps its brackets: it then reads token for token as an answer's
-    `"bbox_2d": [x1, y1, x2, y2]` does, which a small model can learn to copy.
-    """
-    box = _CARRIED_BOX.search(label)
-    name = sanitize_label(label[: box.start()] if box else label, _MAX_CAPTION_LABEL_CHARS)
-    said = f'Close-up of {name}' if name else 'Close-up'
-    return f'{said} at [{", ".join(box.groups())}]:' if box else f'{said}:'
+    """The text said right before a focus crop; the label is cleaned here, at the last step."""
+    return f'Close-up of {sanitize_label(label, _MAX_CAPTION_LABEL_CHARS)}:'
 
 
 def text_part(text: str) -> dict:
