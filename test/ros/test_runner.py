@@ -1,7 +1,10 @@
-"""The node runner's transport set-up: our Fast DDS profile unless the user named one."""
+"""The node runner: our Fast DDS profile unless the user named one, and a clean Ctrl-C."""
 
 import os
+import time
 import xml.etree.ElementTree as ET
+
+import pytest
 
 from spotvlm_ros.nodes.runner import PROFILE_VARIABLES, use_frame_transport
 
@@ -22,3 +25,22 @@ def test_a_profile_the_user_named_wins(monkeypatch, tmp_path):
     monkeypatch.setenv(PROFILE_VARIABLES[1], mine)
     use_frame_transport()
     assert PROFILE_VARIABLES[0] not in os.environ
+
+
+@pytest.mark.ros
+def test_ctrl_c_ends_a_node_without_an_error_in_a_callback(tmp_path):
+    """Python runs a signal handler at the next bytecode, mostly inside a timer callback here;
+    the node must stop there without rclpy logging that callback as failed."""
+    from harness import Probe, start_node, stop
+
+    fuser = start_node('context_fuser', tmp_path)
+    probe = Probe()
+    try:
+        assert probe.wait_for(lambda: probe.latest_status('context_fuser') is not None, 30)
+        time.sleep(1.5)  # a few diagnostics timer callbacks, whose turn the signal then takes
+    finally:
+        probe.close()
+        codes = stop(fuser)
+    log = next(tmp_path.glob('context_fuser-*.log')).read_text()
+    assert codes == {'0': 0}, log
+    assert 'FATAL' not in log and 'Exception in' not in log, log

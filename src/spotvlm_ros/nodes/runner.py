@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from typing import Callable, Optional, Sequence
 
 import rclpy
@@ -36,8 +37,16 @@ def make_executor():
     return EventsExecutor()
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+_stop_requested = threading.Event()
+
+
+def _request_stop(signum, frame):
+    """Ctrl-C or SIGTERM: the spin loop ends at its next turn. Raising here instead would
+    surface inside whatever callback was running, which rclpy logs as a FATAL error; a second
+    signal still interrupts at once, should a callback hang."""
+    if _stop_requested.is_set():
+        raise KeyboardInterrupt
+    _stop_requested.set()
 
 
 def run_node(make_node: Callable[[], Node], argv: Optional[Sequence[str]] = None,
@@ -45,14 +54,15 @@ def run_node(make_node: Callable[[], Node], argv: Optional[Sequence[str]] = None
     """Run one node until Ctrl-C, SIGTERM or shutdown; exit code 2 when a parameter is bad.
 
     rclpy's own signal handler would invalidate the context at once, while the node's worker
-    threads may still publish; here Ctrl-C and SIGTERM interrupt the spin instead, the node's
+    threads may still publish; here Ctrl-C and SIGTERM end the spin instead, the node's
     close() stops its threads, and only then does the context go.
     """
     use_frame_transport()
     rclpy.init(args=list(argv) if argv is not None else sys.argv,
                signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    _stop_requested.clear()
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
     try:
         node = make_node()
     except ParameterError as err:
@@ -66,7 +76,7 @@ def run_node(make_node: Callable[[], Node], argv: Optional[Sequence[str]] = None
             after_start(node)
         # Python runs signal handlers only between bytecodes: a wait with no timeout in a node
         # with nothing to wake it would never see Ctrl-C, so the wait returns twice a second.
-        while executor.context.ok():
+        while executor.context.ok() and not _stop_requested.is_set():
             executor.spin_once(timeout_sec=0.5)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
