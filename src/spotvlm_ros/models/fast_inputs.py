@@ -271,18 +271,19 @@ def _agrees_with_processor(processor, plan: _QwenPlan) -> bool:
     """Whether the fast route gives the processor's exact tensors on a probe chat."""
     import torch
 
+    from spotvlm_ros.models.prompt import image_part, text_part  # it imports this module
+
     rng = np.random.default_rng(0)
     # Odd sizes (up- and down-scaled), one at the exact grid, and two of one shape (the
     # processor resizes same-shape images as one batch).
     images = [rng.integers(0, 256, shape, dtype=np.uint8)
               for shape in ((61, 83, 3), (56, 56, 3), (90, 47, 3), (90, 47, 3))]
-    chat = [{'role': 'system', 'content': [_text('Probe.')]},
-            {'role': 'user', 'content': [_text('What is ahead?')]},
-            {'role': 'assistant', 'content': [_text('A car, 2.4 m away.')]},
-            {'role': 'user', 'content': [_image(images[0]), _text('Close-up:'),
-                                         _image(images[1]),
-                                         _image(images[2]),
-                                         _image(images[3]), _text('Go?')]}]
+    chat = [{'role': 'system', 'content': [text_part('Probe.')]},
+            {'role': 'user', 'content': [text_part('What is ahead?')]},
+            {'role': 'assistant', 'content': [text_part('A car, 2.4 m away.')]},
+            {'role': 'user', 'content': [image_part(images[0], 'probe'), text_part('Close-up:'),
+                                         *(image_part(i, 'probe') for i in images[1:]),
+                                         text_part('Go?')]}]
     try:
         fast = _qwen_inputs(processor, plan, chat, images, (plan.min_pixels, plan.max_pixels))
         slow = processor.apply_chat_template(
@@ -308,10 +309,3 @@ def _is_int(value) -> bool:
     """Whether `value` is an int (an IntEnum counts, a bool does not)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
-
-def _text(text: str) -> dict:
-    return {'type': 'text', 'text': text}
-
-
-def _image(image: np.ndarray) -> dict:
-    return {'type': 'image', 'image': image}
