@@ -6,10 +6,11 @@ wrong, and no focus crops. A model that ignores its context copies at the rate i
 happens to match (about chance); one that trusts the cloud copies nearly always. Also printed:
 the same model without the turn, scored against the truth, for scale.
 
-For each grounding question the context is a focus region instead: a box of the object's true
-size at a random place, cropped and captioned as the fuser's regions are ("Close-up of car
-at x1, y1, x2, y2:"). Copied: the answer's first box hits it (IoU >= 0.5); own right: without
-it, the answer hits the truth.
+For each grounding question the context is a box of the object's true size at a random place,
+given two ways: as a focus region, cropped and captioned as the fuser's regions are
+("Close-up of car at x1, y1, x2, y2:"), or as a cloud turn 1.0 s old, the box written as the
+store writes a "where" answer. Copied: the answer's first box hits it (IoU >= 0.5); own right:
+without it, the answer hits the truth.
 
     python benchmarks/bench_context_reading.py [--edge CKPT ...] [--frames 30]
 """
@@ -28,6 +29,7 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 
 from spotvlm_ros.core.focus import plan_focus_from_config  # noqa: E402
+from spotvlm_ros.core.regions import regions_json  # noqa: E402
 from spotvlm_ros.core.types import HistoryTurn, Region  # noqa: E402
 from spotvlm_ros.models.transformers_backend import TransformersBackend  # noqa: E402
 from spotvlm_ros.scenes.large_model import VOCABULARY  # noqa: E402
@@ -38,6 +40,7 @@ from spotvlm_ros.share import DEFAULT_EDGE_CHECKPOINT, resolve  # noqa: E402
 
 VALIDATION_SEEDS = (1000003, 1000005)  # validation split: nothing here trains a model
 FRAMES_PER_SEED = 600
+BOX_TOKENS = 64  # a one-box answer is ~50 tokens; fewer cut it before its first digit
 
 
 def frames_of(count: int) -> list:
@@ -75,10 +78,11 @@ def random_box(label: str, like: tuple, size: tuple, rng: np.random.Generator) -
 
 
 def box_rates(edge: TransformersBackend, frames: list, rng: np.random.Generator) -> dict:
-    """{question: (copied, own answer right, asked)} over the frames that show the object."""
+    """{question: (copied from a crop, from a turn, own answer right, asked)} over the frames
+    that show the object."""
     out = {}
     for label, question in Q_WHERE.items():
-        copied = right = asked = 0
+        from_crop = from_turn = right = asked = 0
         for image, truth in frames:
             qa = next((q for q in truth.qa if q.question == question), None)
             if qa is None or qa.family != GROUNDING or not qa.regions:
@@ -87,11 +91,14 @@ def box_rates(edge: TransformersBackend, frames: list, rng: np.random.Generator)
             given = random_box(label, qa.regions[0].box, size, rng)
             plan = plan_focus_from_config(image, [given], EDGE_FOCUS, age_s=1.0)
             said = split_reply(edge.answer(image, question, [], plan).text, size)[1]
-            copied += box_hit([given], said)
+            from_crop += box_hit([given], said)
+            turn = HistoryTurn(question, regions_json([given]), truth.stamp_s - 1.0, 1.0)
+            said = split_reply(edge.answer(image, question, [turn]).text, size)[1]
+            from_turn += box_hit([given], said)
             right += box_hit(split_reply(qa.answer, size)[1],
                              split_reply(edge.answer(image, question).text, size)[1])
             asked += 1
-        out[question] = (copied, right, asked)
+        out[question] = (from_crop, from_turn, right, asked)
     return out
 
 
@@ -104,18 +111,19 @@ def main() -> int:
     print(f'{len(frames)} frames of validation seeds {VALIDATION_SEEDS}; a cloud turn 1.0 s '
           'old with a random word of the vocabulary')
     for path in args.edge or [resolve(DEFAULT_EDGE_CHECKPOINT)]:
-        edge = TransformersBackend(path, max_new_tokens=8, warmup=False)
+        edge = TransformersBackend(path, max_new_tokens=BOX_TOKENS, warmup=False)
         print(f'\n{Path(path).name}')
         print(f'{"question":<36}{"copied":>8}{"chance":>8}{"own right":>11}')
         for question, (copied, right, asked) in rates(edge, frames,
                                                       np.random.default_rng(0)).items():
             print(f'{question:<36}{copied / asked:>8.2f}{1 / len(VOCABULARY[question]):>8.2f}'
                   f'{right / asked:>11.2f}')
-        for question, (copied, right, asked) in box_rates(edge, frames,
-                                                          np.random.default_rng(0)).items():
+        print(f'\n{"question (a box at random)":<36}{"crop":>8}{"turn":>8}{"own right":>11}')
+        for question, (from_crop, from_turn, right, asked) in box_rates(
+                edge, frames, np.random.default_rng(0)).items():
             if asked:
-                print(f'{question:<36}{copied / asked:>8.2f}{"~0":>8}{right / asked:>11.2f}'
-                      f'  ({asked} frames show it)')
+                print(f'{question:<36}{from_crop / asked:>8.2f}{from_turn / asked:>8.2f}'
+                      f'{right / asked:>11.2f}  ({asked} frames show it)')
         edge.close()
     return 0
 

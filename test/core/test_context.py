@@ -1,5 +1,6 @@
 """Context store: replacement, ordering by keyframe, no future, ages, budgets, bad input."""
 
+import json
 import threading
 
 import pytest
@@ -271,3 +272,44 @@ def test_the_newest_cloud_turn_is_never_crowded_out_by_own_turns():
     for k in range(20):
         s.add_edge(2.1 + k * 0.1, 'q', f'edge {k}')
     assert [t.answer for t in s.turns_for(5.0)] == ['cloud', 'edge 19']
+
+
+WHERE = 'Where is the nearest vehicle?'
+
+
+def test_a_where_question_turn_is_the_cloud_boxes_written_as_the_answer():
+    s = store()
+    regions = (Region('vehicle', 270.4, 117, 284, 129.6), Region('vehicle', 10, 20, 30, 40))
+    s.add_cloud(cloud(1.0, 'nearest vehicle', query=WHERE, regions=regions))
+    s.add_cloud(cloud(1.0, 'a car ahead', regions=regions))  # not a where question: words
+    by_query = {t.query: t.answer for t in s.turns_for(2.0)}
+    assert json.loads(by_query[WHERE]) == [
+        {'bbox_2d': [270, 117, 284, 130], 'label': 'vehicle'},
+        {'bbox_2d': [10, 20, 30, 40], 'label': 'vehicle'}]
+    assert by_query['what is ahead?'] == 'a car ahead'
+
+
+def test_where_boxes_past_the_budget_are_cut_but_the_first_box_stays():
+    s = store(budget_tokens=3)  # fewer words than one box has
+    s.add_cloud(cloud(1.0, 'nearest vehicle', query=WHERE,
+                      regions=(Region('vehicle', 1, 2, 3, 4), Region('vehicle', 5, 6, 7, 8))))
+    assert json.loads(s.turns_for(2.0)[0].answer) == [
+        {'bbox_2d': [1, 2, 3, 4], 'label': 'vehicle'}]
+
+
+@pytest.mark.parametrize('answer, kept', [
+    ('[{"bbox_2d": [1, 2, 3, 4], "label": "vehicle"}]', [[1, 2, 3, 4]]),
+    ('[{"bbox_2d": [1, 2, NaN, 4], "label": "vehicle"}]', None),  # not a box: words
+    ('[{"bbox_2d": [1, 2, 3], "label": "vehicle"}]', None),
+    ('{"bbox_2d": [1, 2, 3, 4]}', None),
+    ('left of the road', None),
+])
+def test_the_edge_own_where_answer_stays_boxes_only_when_it_is_boxes(answer, kept):
+    s, words = store(), store()
+    s.add_edge(1.0, WHERE, answer)
+    words.add_edge(1.0, 'what is ahead?', answer)
+    turns = s.turns_for(2.0)
+    if kept is None:  # compressed as any other answer is
+        assert [t.answer for t in turns] == [t.answer for t in words.turns_for(2.0)]
+    else:
+        assert [item['bbox_2d'] for item in json.loads(turns[0].answer)] == kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import threading
 from dataclasses import dataclass
@@ -11,8 +12,9 @@ from typing import Optional
 from spotvlm_ros.core.checks import boolean, non_negative, positive, positive_int
 from spotvlm_ros.core.compression import (
     DEFAULT_MAX_CHARS, TokenCounter, compress_answer, sanitize_cloud_text, word_count)
+from spotvlm_ros.core.regions import regions_json
 from spotvlm_ros.core.settings import check_settings, setting
-from spotvlm_ros.core.types import SOURCE_CLOUD, CloudAnswer, HistoryTurn
+from spotvlm_ros.core.types import SOURCE_CLOUD, CloudAnswer, HistoryTurn, Region
 
 SOURCE_EDGE = 'edge'
 
@@ -89,9 +91,12 @@ class ContextStore:
             return self._count('failed')
         if not _is_stamp(stamp) or (available_at is not None and not _is_stamp(available_at)):
             return self._count('invalid')
-        text = sanitize_cloud_text(answer.text, self.config.max_answer_chars)
-        text = compress_answer(text, self.config.budget_tokens, self.count_tokens)
         query = sanitize_cloud_text(answer.query, self.config.max_answer_chars)
+        if is_where_question(query) and answer.regions:
+            text = self._boxes(answer.regions)
+        else:
+            text = compress_answer(sanitize_cloud_text(answer.text, self.config.max_answer_chars),
+                                   self.config.budget_tokens, self.count_tokens)
         with self._lock:
             if any(e.query == query for e in _at_stamp(self._cloud, stamp, 0.0)):
                 return self._count('duplicate')
@@ -107,8 +112,10 @@ class ContextStore:
             return self._count('disabled')
         if not _is_stamp(stamp) or (available_at is not None and not _is_stamp(available_at)):
             return self._count('invalid')
-        text = compress_answer(sanitize_cloud_text(answer, self.config.max_answer_chars),
-                               self.config.budget_tokens, self.count_tokens)
+        text = sanitize_cloud_text(answer, self.config.max_answer_chars)
+        boxes = _answer_boxes(text) if is_where_question(query) else None
+        text = self._boxes(boxes) if boxes else \
+            compress_answer(text, self.config.budget_tokens, self.count_tokens)
         with self._lock:
             if _at_stamp(self._edge, stamp, 0.0):
                 return self._count('duplicate')
@@ -167,6 +174,15 @@ class ContextStore:
         with self._lock:
             self._cloud, self._edge = [], []
 
+    def _boxes(self, regions) -> str:
+        """As many of the regions as fit the budget, written as the answer; the first one
+        always stays, since it is the answer, as compress_answer keeps a direct answer."""
+        for count in range(len(regions), 1, -1):
+            text = sanitize_cloud_text(regions_json(regions[:count]), self.config.max_answer_chars)
+            if self.count_tokens(text) <= self.config.budget_tokens:
+                return text
+        return sanitize_cloud_text(regions_json(regions[:1]), self.config.max_answer_chars)
+
     def _visible(self, entries: list, frame_stamp: float) -> list:
         """Entries about frames in [frame - max_age, frame], known by `frame_stamp`."""
         oldest = frame_stamp - self.config.max_age_s
@@ -190,6 +206,25 @@ class ContextStore:
         with self._lock:
             self.counts[what] += 1
         return what in ('cloud', 'edge')
+
+
+def is_where_question(query: str) -> bool:
+    """Whether `query` asks where something is: its answer is boxes, not words.
+
+    Its turn is then the boxes in the answer's own format (the reply's words only name what
+    was asked), so that a cloud turn is what the edge would have answered, to be copied.
+    """
+    return query.lstrip().lower().startswith('where ')
+
+
+def _answer_boxes(text: str) -> list:
+    """The boxes of an answer written as grounding JSON, as Regions; [] if it is not one."""
+    try:
+        regions = [Region(str(item.get('label', '')), *map(float, item['bbox_2d']))
+                   for item in json.loads(text)]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
+    return regions if all(math.isfinite(r.x1 + r.y1 + r.x2 + r.y2) for r in regions) else []
 
 
 def _is_stamp(value) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Sequence
 
@@ -10,6 +11,12 @@ from spotvlm_ros.core.types import SOURCE_MERGED, Region
 Size = tuple  # (width, height) in pixels, the order CloudAnswer.image_size uses
 
 _MAX_MERGED_LABELS = 3
+
+
+def regions_json(regions: Sequence[Region]) -> str:
+    """The regions as a grounding answer is written: Qwen2.5-VL `bbox_2d` JSON, whole pixels."""
+    return json.dumps([{'bbox_2d': [round(r.x1), round(r.y1), round(r.x2), round(r.y2)],
+                        'label': r.label} for r in regions])
 
 
 def scale_regions(regions: Sequence[Region], src_size: Size, dst_size: Size) -> list:

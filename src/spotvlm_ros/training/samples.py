@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Optional
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, system_prompt
 from spotvlm_ros.core.focus import FocusConfig, plan_focus_from_config
+from spotvlm_ros.core.regions import regions_json
 from spotvlm_ros.core.types import SOURCE_CLOUD, FocusPlan, HistoryTurn, Region
 from spotvlm_ros.core.images import resize_image
 from spotvlm_ros.models.prompt import build_messages, text_part
@@ -45,11 +45,6 @@ def region_label(kind: str) -> str:
 def regions_of(qa: QA) -> list:
     """The QA's objects as Regions in frame pixels."""
     return [Region(region_label(o.kind), *o.box) for o in qa.regions]
-
-
-def regions_json(regions) -> str:
-    return json.dumps([{'bbox_2d': [round(r.x1), round(r.y1), round(r.x2), round(r.y2)],
-                        'label': r.label} for r in regions])
 
 
 def cloud_target(qa: QA) -> str:
