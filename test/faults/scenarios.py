@@ -25,7 +25,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'test' / 'ros'))
-from harness import EDGE, Probe, rss_mb, start_node, stop  # noqa: E402
+from harness import EDGE, Probe, rss_mb, start_node, stop, values_of  # noqa: E402
 
 from spotvlm_msgs.msg import CloudContext  # noqa: E402
 from spotvlm_ros.nodes.qos import CLOUD_CONTEXT_QOS  # noqa: E402
@@ -157,7 +157,7 @@ class Rig:
         """Frames answered by every edge incarnation so far, from its diagnostics."""
         total, previous = 0, 0
         for status in list(self.probe.diagnostics.get('edge_node', [])):
-            value = int({kv.key: kv.value for kv in status.values}.get('answered', 0))
+            value = int(values_of(status).get('answered', 0))
             if value < previous:  # a restarted node counts from zero
                 total += previous
             previous = value
@@ -290,8 +290,7 @@ def cloud_reorder(rig: Rig) -> Row:
 
 def bridge_value(rig: Rig, key: str) -> str:
     """The bridge's latest diagnostics value for `key`."""
-    status = rig.probe.latest_status('cloud_bridge')
-    return {kv.key: kv.value for kv in status.values}.get(key, '0') if status else '0'
+    return rig.probe.status_values('cloud_bridge').get(key, '0')
 
 
 # Camera faults ----------------------------------------------------------------------------

@@ -135,11 +135,20 @@ class Probe:
         statuses = self.diagnostics.get(node_name) or [None]
         return statuses[-1]
 
+    def status_values(self, node_name: str) -> dict:
+        """The node's latest status as {key: value}; {} before its first status."""
+        return values_of(self.latest_status(node_name))
+
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown()
         self._thread.join(5)
+
+
+def values_of(status) -> dict:
+    """A DiagnosticStatus's values as {key: value}; {} for None."""
+    return {kv.key: kv.value for kv in status.values} if status is not None else {}
 
 
 def send_goal(client, goal, wait_for, feedback_callback=None, attempts: int = 3):

@@ -7,7 +7,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from spotvlm_msgs.msg import CloudContext
 
-from harness import EDGE, start_cloud_server, start_node, stop
+from harness import EDGE, start_cloud_server, start_node, stop, values_of
 from harness import edge_and_fuser as running_edge_and_fuser
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -73,8 +73,7 @@ def fused_context_readers(probe) -> set:
 def holds_context_before_any_frame(probe) -> bool:
     """Whether the newest edge_node status is of a node that holds a fused context and has
     not received a frame yet (a restarted one)."""
-    status = probe.latest_status('edge_node')
-    values = {kv.key: kv.value for kv in status.values} if status else {}
+    values = probe.status_values('edge_node')
     return values.get('received') == '0' and values.get('context_age_s', 'none') != 'none'
 
 
@@ -121,7 +120,7 @@ def test_a_cloud_outage_keeps_answers_coming_and_turns_diagnostics_warn(edge_and
         assert rate > 0.5, f'edge answered at {rate:.2f} Hz during the outage'
         status = probe.latest_status('cloud_bridge')
         assert status is not None and status.level[0] >= DiagnosticStatus.WARN[0], status
-        values = {kv.key: kv.value for kv in status.values}
+        values = values_of(status)
         assert int(values['error']) >= 1
         fuser = probe.latest_status('context_fuser')
         assert fuser.level[0] >= DiagnosticStatus.WARN[0], fuser

@@ -118,11 +118,7 @@ def _sec(stamp) -> float:
 
 
 def _value(probe, node: str, key: str) -> float:
-    status = probe.latest_status(node)
-    if status is None:
-        return float('nan')
-    values = {kv.key: kv.value for kv in status.values}
-    return float(values.get(key, 'nan'))
+    return float(probe.status_values(node).get(key, 'nan'))
 
 
 def test_latency_is_numeric(pipeline):

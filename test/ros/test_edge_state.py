@@ -26,8 +26,7 @@ def rig(tmp_path_factory):
 
 
 def _counts(probe) -> dict:
-    status = probe.latest_status('edge_node')
-    return {kv.key: kv.value for kv in status.values}
+    return probe.status_values('edge_node')
 
 
 def _publisher_thread(publish, stamp_offset_s: float, seconds: float, rate_hz: float, clock):

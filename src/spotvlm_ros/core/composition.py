@@ -51,7 +51,7 @@ AUTO = 'auto'  # per frame, the source a calibration table expects to score best
 STRATEGY_TABLE = {s.name: s for s in (
     Strategy(EDGE_ONLY),
     Strategy(EDGE_OWN_HISTORY, own_turns=True, on_node=False),
-    Strategy(CLOUD_LATEST, on_edge=False, on_node=False),
+    Strategy(CLOUD_LATEST, on_edge=False),
     Strategy(CLOUD_WAIT, on_edge=False, on_node=False),
     Strategy(OFFLOAD, on_edge=False, on_node=False),
     Strategy(PARTITIONED, on_edge=False, on_node=False),

@@ -81,7 +81,8 @@ class EdgeNode(LifecycleNode):
         self._stop = False
         self._worker: Optional[threading.Thread] = None
         self.inference = RollingStats()
-        self.counts = {'received': 0, 'answered': 0, 'dropped': 0, 'bad_frames': 0, 'asks': 0}
+        self.counts = {'received': 0, 'answered': 0, 'dropped': 0, 'bad_frames': 0, 'asks': 0,
+                       'no_cloud_answer': 0}
         self._dropped_since_answer = 0
         self._answers = None
         self._stages = None
@@ -257,6 +258,9 @@ class EdgeNode(LifecycleNode):
         context = self._fresh_context(stamp) if job.use_context else None
         fused = convert.fused_from_msg(context) if context is not None else None
         source, cloud_turn = self._source(job.query, fused, stamp)
+        if source == CLOUD_LATEST and cloud_turn is None:
+            self.counts['no_cloud_answer'] += 1
+            return EdgeAnswer(header=job.header, query=job.query)  # nothing yet: not published
         if source == CLOUD_LATEST:
             msg = EdgeAnswer(header=job.header, query=job.query, answer=cloud_turn.answer,
                              model=self.backend.name, strategy=self.strategy, source=source,
@@ -272,14 +276,16 @@ class EdgeNode(LifecycleNode):
         return msg
 
     def _source(self, query: str, fused, stamp: float) -> tuple:
-        """(the source answering this frame, the newest cloud turn about `query` if auto
-        takes it)."""
-        if self.strategy != AUTO:
+        """(the source answering this frame, the newest cloud turn about `query`, for
+        cloud_latest and auto)."""
+        if self.strategy not in (AUTO, CLOUD_LATEST):
             return self.strategy, None
         turns = [t for t in (fused.turns if fused else ()) if t.source == SOURCE_CLOUD
                  and t.query == query
                  and 0 <= stamp - t.source_stamp <= self.params.context.max_age_s]
         newest = max(turns, key=lambda t: t.source_stamp, default=None)
+        if self.strategy == CLOUD_LATEST:
+            return CLOUD_LATEST, newest
         # The cloud waited for is not a choice here: the bridge sends keyframes, not this frame.
         return choose_source(self.calibration, query, stamp,
                              None if newest is None else newest.source_stamp), newest
