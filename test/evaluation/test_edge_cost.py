@@ -15,6 +15,11 @@ def test_a_linear_cost_is_recovered_and_a_negative_slope_dropped():
     # Time that falls with more images is noise: that slope goes, the rest is refitted.
     noisy = [(p, n, i, 0.01 + 1e-3 * n - 1e-4 * i) for p, n, i, _ in samples]
     assert fit_cost(noisy).per_image_s == 0.0 and fit_cost(noisy).per_new_token_s > 0
+    # A cost below zero for a short prompt is noise too: the intercept goes, slopes refitted.
+    loaded = [(p, n, i, -0.05 + 1e-3 * p + 2e-3 * n) for p, n, i, _ in samples]
+    fitted = fit_cost(loaded)
+    assert fitted.intercept_s == 0.0 and fitted.per_prompt_token_s > 0
+    assert all(fitted.cost(p, n, i) >= 0 for p, n, i, _ in loaded)
     with pytest.raises(ValueError, match='at least 4'):
         fit_cost(samples[:3])
 

@@ -10,8 +10,10 @@ pytest.importorskip('rclpy', reason='rclpy is installed by `make setup`')
 
 from spotvlm_ros.evaluation.live import (LiveRunError, live_records, read_answer_bag,  # noqa: E402
                                          run_live)
-from spotvlm_ros.evaluation.records import EDGE_ONLY, AnswerRecord  # noqa: E402
-from spotvlm_ros.io.bags import ANSWER_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore  # noqa: E402
+from spotvlm_ros.evaluation.records import CLOUD_WAIT, EDGE_ONLY, AnswerRecord  # noqa: E402
+from spotvlm_ros.io.bags import (ANSWER_TYPE, CLOUD_CONTEXT_TYPE, GROUND_TRUTH_TYPE,  # noqa: E402
+                                 spotvlm_typestore)
+from spotvlm_ros.scenes.scoring import split_reply  # noqa: E402
 
 pytestmark = [pytest.mark.ros]
 
@@ -51,15 +53,28 @@ def _answer(store, image_ns, text, latency, age, used_context=False, used_focus=
         visual_tokens=64, prompt_tokens=100, new_tokens=3, frames_dropped=0)
 
 
-def write_answer_bag(path):
+def _reply(store, image_ns, text, regions=(), status=0):
+    """A CloudContext as the bridge publishes it about the frame stamped `image_ns`."""
+    region = store.types['spotvlm_msgs/msg/Region']
+    return store.types['spotvlm_msgs/msg/CloudContext'](
+        header=_header(store, image_ns), keyframe_seq=1, query=QUESTION, answer=text,
+        regions=[region(label=label, score=1.0, x1=x1, y1=y1, x2=x2, y2=y2, source='cloud')
+                 for label, (x1, y1, x2, y2) in regions],
+        image_width=448, image_height=336, model='cloud', request_stamp=_header(store, 0).stamp,
+        response_stamp=_header(store, 0).stamp, round_trip_s=0.0, status=status,
+        error_message='' if status == 0 else 'timed out')
+
+
+def write_answer_bag(path, replies=()):
     """Four frames (the fourth without the question); answers for frames 0 and 2 only, and one
-    for a frame whose ground truth was never recorded."""
+    for a frame whose ground truth was never recorded; `replies`: (log ns, CloudContext)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     store = spotvlm_typestore()
     with Writer(pathlib.Path(path), version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         conns = {t: writer.add_connection(topic, t, typestore=store) for topic, t in (
-            ('/answer', ANSWER_TYPE), ('/ground_truth', GROUND_TRUTH_TYPE))}
+            ('/answer', ANSWER_TYPE), ('/ground_truth', GROUND_TRUTH_TYPE),
+            ('/cloud_context', CLOUD_CONTEXT_TYPE))}
         messages = [(STAMPS_NS[i] + 1_000_000, GROUND_TRUTH_TYPE,
                      _truth(store, i, [OTHER] if i == 3 else [OTHER, QUESTION]))
                     for i in range(4)]
@@ -69,6 +84,7 @@ def write_answer_bag(path):
                          _answer(store, STAMPS_NS[2], 'green', 0.4, 1.5, True, True)))
         messages.append((STAMPS_NS[3] + 900_000_000, ANSWER_TYPE,
                          _answer(store, STAMPS_NS[3] + 7, 'stray', 0.4, -1.0)))
+        messages += [(log_ns, CLOUD_CONTEXT_TYPE, make(store)) for log_ns, make in replies]
         for log_ns, msgtype, msg in sorted(messages, key=lambda m: m[0]):
             writer.write(conns[msgtype], log_ns, store.serialize_cdr(msg, msgtype))
 
@@ -107,6 +123,26 @@ def test_live_records_takes_the_question_when_given(tmp_path):
     assert [r.truth for r in records] == [f'How -{i}' for i in range(4)]
 
 
+def test_cloud_wait_records_are_the_bridge_replies_about_each_frame(tmp_path):
+    bag = tmp_path / 'answers'
+    box = ('traffic light', (270.0, 117.0, 284.0, 129.0))
+    write_answer_bag(bag, [
+        (STAMPS_NS[1] + 1_200_000_000, lambda s: _reply(s, STAMPS_NS[1], 'red', [box])),
+        (STAMPS_NS[2] + 1_100_000_000, lambda s: _reply(s, STAMPS_NS[2], '', status=1)),
+        (STAMPS_NS[0] + 1_300_000_000, lambda s: _reply(s, STAMPS_NS[0], 'green'))])
+    records = live_records(bag, 'constant-1s', 1.0, CLOUD_WAIT)
+    assert [r.answered for r in records] == [True, True, False]  # a timed-out reply: none
+    first, second = records[0], records[1]
+    assert first.answer == 'green' and first.latency_s == pytest.approx(1.3)
+    assert second.latency_s == pytest.approx(1.2)
+    assert second.answered_at == pytest.approx(second.frame_stamp + 1.2)
+    # The reply as the cloud wrote it, regions fenced, as offline scores it.
+    answer, regions = split_reply(second.answer, (448, 336))
+    assert answer == 'red' and [(r.label, r.x1, r.y1, r.x2, r.y2) for r in regions] == [
+        ('traffic light', 270, 117, 284, 129)]
+    assert not any(r.used_context for r in records)
+
+
 # a real live run ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_run_live_records_answers_and_ground_truth(tmp_path):
@@ -143,9 +179,9 @@ def test_run_live_records_answers_and_ground_truth(tmp_path):
     assert all(r.score is None for r in records)
 
 
-def test_run_live_refuses_strategies_the_edge_node_does_not_run(tmp_path):
-    with pytest.raises(ValueError, match='cloud_wait'):
-        run_live(tmp_path / 'scene', tmp_path / 'eval', QUESTION, ['cloud_wait'], 'constant',
+def test_run_live_refuses_strategies_it_cannot_run(tmp_path):
+    with pytest.raises(ValueError, match='offload'):
+        run_live(tmp_path / 'scene', tmp_path / 'eval', QUESTION, ['offload'], 'constant',
                  {'delay_s': 0.5}, 'edge', 'cloud')
 
 
@@ -160,3 +196,22 @@ def test_run_live_says_why_spotvlm_run_failed(tmp_path):
     assert failed.value.returncode == 1
     assert 'edge_node' in failed.value.stderr_tail  # the run's own report of what failed
     assert 'exit code 1' in str(failed.value)
+
+
+@pytest.mark.slow
+def test_run_live_waits_for_the_cloud_through_the_bridge(tmp_path):
+    bag = tmp_path / 'scene'
+    subprocess.run([sys.executable, '-m', 'spotvlm_ros.cli', 'make-bag', str(bag), '--seed',
+                    '1000002', '--seconds', '3'], check=True, capture_output=True)
+    records = run_live(bag, tmp_path / 'eval', QUESTION, [CLOUD_WAIT], 'constant',
+                       {'delay_s': 0.5}, ROOT / 'models' / 'spotvlm-edge', 'simulated',
+                       ['edge_node:model.device=cpu'], timeout_s=240)
+
+    assert len(records) == 30 and all(r.strategy == CLOUD_WAIT for r in records)
+    answered = [r for r in records if r.answered]
+    # Every frame is sent, several in flight: most come back (the first may go before the
+    # bridge is up), each no sooner than the trace's delay.
+    assert len(answered) >= 20, f'{len(answered)} of 30 frames answered by the cloud'
+    assert all(0.5 <= r.latency_s < 5.0 for r in answered)
+    assert all(r.source_stamp == r.frame_stamp and r.context_age_s is None for r in answered)
+    assert all(split_reply(r.answer, (r.width, r.height))[0] for r in answered)

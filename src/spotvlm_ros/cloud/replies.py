@@ -6,7 +6,8 @@ from __future__ import annotations
 from spotvlm_ros.cloud.encoding import sent_size
 from spotvlm_ros.cloud.grounding import parse_regions
 from spotvlm_ros.cloud.prompts import system_prompt
-from spotvlm_ros.cloud.structured import as_fenced, parse_structured
+from spotvlm_ros.cloud.structured import parse_structured
+from spotvlm_ros.core.regions import fenced_reply
 from spotvlm_ros.core.types import CloudAnswer
 
 Size = tuple[int, int]
@@ -27,7 +28,7 @@ def answer_from_reply(content: str, config, size_sent: Size, frame_size: Size, s
     GroundingError when the reply cannot be read."""
     structured = parse_structured(content)
     if structured is not None:
-        content = as_fenced(*structured)
+        content = fenced_reply(*structured)  # the prose-plus-fence form the parser reads
     text, regions, warning = parse_regions(content, config.grounding_format, size_sent,
                                            frame_size, config.max_reply_bytes)
     answer = CloudAnswer(keyframe_stamp=stamp, keyframe_seq=seq, query=query, text=text,

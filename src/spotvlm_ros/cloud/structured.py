@@ -67,11 +67,6 @@ def parse_structured(content: str) -> Optional[tuple[str, list]]:
     return answer, regions if isinstance(regions, list) else []
 
 
-def as_fenced(answer: str, regions: list) -> str:
-    """The prose-plus-fence form of a structured reply, for the grounding parser."""
-    return f'{answer}\n```json\n{json.dumps(regions)}\n```'
-
-
 def structured_from_prose(text: str) -> dict:
     """A {answer, regions} reply made from a model's prose and ```json fence (the local server
     honouring response_format): the first fence that holds boxes gives the regions; the answer

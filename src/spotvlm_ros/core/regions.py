@@ -13,10 +13,21 @@ Size = tuple  # (width, height) in pixels, the order CloudAnswer.image_size uses
 _MAX_MERGED_LABELS = 3
 
 
+def region_items(regions: Sequence[Region]) -> list:
+    """The regions as Qwen2.5-VL grounding items: {'bbox_2d': [x1, y1, x2, y2], 'label'},
+    whole pixels."""
+    return [{'bbox_2d': [round(r.x1), round(r.y1), round(r.x2), round(r.y2)], 'label': r.label}
+            for r in regions]
+
+
 def regions_json(regions: Sequence[Region]) -> str:
-    """The regions as a grounding answer is written: Qwen2.5-VL `bbox_2d` JSON, whole pixels."""
-    return json.dumps([{'bbox_2d': [round(r.x1), round(r.y1), round(r.x2), round(r.y2)],
-                        'label': r.label} for r in regions])
+    """The regions as a grounding answer is written: the items' JSON."""
+    return json.dumps(region_items(regions))
+
+
+def fenced_reply(answer: str, items: list) -> str:
+    """A reply as Qwen2.5-VL writes one: the short answer, then the items in a ```json fence."""
+    return f'{answer}\n```json\n{json.dumps(items)}\n```'
 
 
 def scale_regions(regions: Sequence[Region], src_size: Size, dst_size: Size) -> list:

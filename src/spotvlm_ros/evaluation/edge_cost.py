@@ -46,16 +46,17 @@ class EdgeCostModel:
 
 
 def fit_cost(samples: Sequence[tuple], fitted_on: str = '') -> EdgeCostModel:
-    """Least squares over (prompt_tokens, new_tokens, images, seconds) samples; negative
-    slopes (noise on a flat feature) are dropped and the rest refitted."""
+    """Least squares over (prompt_tokens, new_tokens, images, seconds) samples; a negative
+    slope (noise on a flat feature) or intercept (noisy timings of a loaded machine: a cost
+    below zero for a short prompt) is dropped and the rest refitted."""
     if len(samples) < len(FEATURES):
         raise ValueError(f'{len(samples)} samples; fitting needs at least {len(FEATURES)}')
     data = np.asarray(samples, dtype=float)
     design = np.column_stack([np.ones(len(data)), data[:, :3]])
-    kept = list(range(4))
-    while True:
+    kept, coef = list(range(4)), []
+    while kept:
         coef, *_ = np.linalg.lstsq(design[:, kept], data[:, 3], rcond=None)
-        negative = [k for k, c in zip(kept[1:], coef[1:]) if c < 0]
+        negative = [k for k, c in zip(kept, coef) if c < 0]
         if not negative:
             break
         kept = [k for k in kept if k not in negative]

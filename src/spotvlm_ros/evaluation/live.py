@@ -1,4 +1,5 @@
-"""Live mode: the real nodes on a bag in real time, as processes, their recorded answers turned into records."""
+"""Live mode: the real nodes on a bag in real time, as processes, their recorded answers turned
+into records."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ import statistics
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
-from spotvlm_ros.evaluation.records import AUTO, NODE_STRATEGIES, AnswerRecord
-from spotvlm_ros.io.bags import ANSWER_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore
+from spotvlm_ros.core.regions import fenced_reply, region_items
+from spotvlm_ros.core.types import Region
+from spotvlm_ros.evaluation.records import (
+    AUTO, CLOUD_WAIT, EDGE_ONLY, LIVE_STRATEGIES, AnswerRecord)
+from spotvlm_ros.io.bags import (
+    ANSWER_TYPE, CLOUD_CONTEXT_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore)
 from spotvlm_ros.io.replay import IMAGE_TOPIC
 from spotvlm_ros.scenes.large_model import is_simulated
 
@@ -21,6 +27,12 @@ log = logging.getLogger(__name__)
 
 SERVER_TRACE_DURATION_S = 600.0  # the cloud server's --trace-duration-s default
 DEFAULT_TIMEOUT_S = 600.0
+# cloud_wait: the bridge sends every frame, as many in flight as the trace keeps out (offline
+# assumes a cloud that serves requests in parallel); the edge node's own answers are not read.
+CLOUD_WAIT_PARAMS = ('cloud_bridge:keyframe.min_interval_s=0.0',
+                     'cloud_bridge:keyframe.max_interval_s=0.001',
+                     'cloud_bridge:keyframe.max_in_flight=64')
+_STATUS_OK = 0  # CloudContext.STATUS_OK
 
 
 class LiveRunError(RuntimeError):
@@ -39,17 +51,44 @@ def _stamp_ns(header) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
-def read_answer_bag(path: Union[str, pathlib.Path]) -> tuple:
-    """(ground truths, answers) of a recorded bag, each a list in log-time order."""
+def _read(path: Union[str, pathlib.Path], msgtypes: Sequence[str]) -> dict:
+    """{msgtype: [(log time ns, message)]} of a recorded bag, each list in log-time order."""
     from rosbags.rosbag2 import Reader
 
     store = spotvlm_typestore()
-    found = {GROUND_TRUTH_TYPE: [], ANSWER_TYPE: []}
+    found = {msgtype: [] for msgtype in msgtypes}
     with Reader(pathlib.Path(path)) as reader:
-        for conn, _, raw in reader.messages():
+        for conn, logged_ns, raw in reader.messages():
             if conn.msgtype in found:
-                found[conn.msgtype].append(store.deserialize_cdr(raw, conn.msgtype))
-    return found[GROUND_TRUTH_TYPE], found[ANSWER_TYPE]
+                found[conn.msgtype].append((logged_ns, store.deserialize_cdr(raw, conn.msgtype)))
+    return found
+
+
+def read_answer_bag(path: Union[str, pathlib.Path]) -> tuple:
+    """(ground truths, answers) of a recorded bag, each a list in log-time order."""
+    found = _read(path, (GROUND_TRUTH_TYPE, ANSWER_TYPE))
+    return tuple([m for _, m in found[t]] for t in (GROUND_TRUTH_TYPE, ANSWER_TYPE))
+
+
+def cloud_wait_answers(path: Union[str, pathlib.Path]) -> list:
+    """The bridge's good replies in a recorded bag, as answers to the frames they are about.
+
+    The text is the reply as the cloud wrote it (short answer, regions in a ```json fence), as
+    offline scores it; the latency is when the recorder heard the reply (its log time, on the
+    clock image_source stamps frames with) minus the frame's stamp.
+    """
+    answers = []
+    for logged_ns, reply in _read(path, (CLOUD_CONTEXT_TYPE,))[CLOUD_CONTEXT_TYPE]:
+        if reply.status != _STATUS_OK:
+            continue
+        items = region_items([Region(r.label, r.x1, r.y1, r.x2, r.y2) for r in reply.regions])
+        answers.append(SimpleNamespace(
+            header=reply.header, query=reply.query,
+            answer=fenced_reply(reply.answer, items) if items else reply.answer,
+            latency_s=(logged_ns - _stamp_ns(reply.header)) / 1e9, context_age_s=-1.0,
+            used_context=False, used_focus=False, prompt_tokens=0, new_tokens=0,
+            source=CLOUD_WAIT))
+    return answers
 
 
 def match_answers(truth_stamps, answers: Sequence) -> dict:
@@ -84,6 +123,8 @@ def live_records(answer_bag: Union[str, pathlib.Path], trace_name: str, mean_del
     frames the edge dropped stay unanswered. Scores stay None: the metrics module scores.
     """
     truths, answers = read_answer_bag(answer_bag)
+    if strategy == CLOUD_WAIT:
+        answers = cloud_wait_answers(answer_bag)
     question = _question_of(answers, question, answer_bag)
     frames = {}
     for truth in truths:
@@ -166,7 +207,9 @@ def run_arguments(bag, question: str, strategy: str, trace: str, trace_params, e
             '--trace', trace, '--record', str(record)]
     for param in _trace_param_list(trace_params):
         args += ['--trace-param', param]
-    params = [f'edge_node:strategy={strategy}',
+    on_edge = EDGE_ONLY if strategy == CLOUD_WAIT else strategy
+    params = [f'edge_node:strategy={on_edge}',
+              *(CLOUD_WAIT_PARAMS if strategy == CLOUD_WAIT else ()),
               f'edge_node:query={question}',
               f'cloud_bridge:query={question}',
               f'edge_node:model.path={pathlib.Path(edge_model).resolve()}',
@@ -244,8 +287,8 @@ def run_live(bag: Union[str, pathlib.Path], out_dir: Union[str, pathlib.Path], q
 
     bag = pathlib.Path(bag)
     for strategy in strategies:
-        if strategy not in NODE_STRATEGIES:
-            raise ValueError(f'live mode runs only {NODE_STRATEGIES}, not {strategy!r}')
+        if strategy not in LIVE_STRATEGIES:
+            raise ValueError(f'live mode runs only {LIVE_STRATEGIES}, not {strategy!r}')
     live_dir = pathlib.Path(out_dir) / 'live'
     live_dir.mkdir(parents=True, exist_ok=True)
     truths = read_ground_truth(bag)

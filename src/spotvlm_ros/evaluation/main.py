@@ -190,12 +190,12 @@ def run_offline(args, frames, params: dict, settings, models=None) -> list:
 
 
 def run_live(args, bag: Path) -> list:
-    """The real nodes on the bag for the node strategies, scored."""
+    """The real nodes on the bag for the strategies live mode runs, scored."""
     from spotvlm_ros.evaluation.live import run_live as live
     from spotvlm_ros.evaluation.metrics import score_record
 
     kind, trace_params = split_spec(args.live_trace)
-    records = live(bag, Path(args.out), args.live_question, R.NODE_STRATEGIES,
+    records = live(bag, Path(args.out), args.live_question, R.LIVE_STRATEGIES,
                    kind, trace_params, args.edge, args.cloud,
                    extra_params=list(DEFAULT_OVERRIDES) + list(args.param),
                    trace_name=args.live_trace, seed=args.seed)
@@ -356,7 +356,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         frames = load_bag(bags[0], max_frames=args.max_frames)
         live_args = argparse.Namespace(**{**vars(args), 'question': [args.live_question],
                                           'trace': [args.live_trace],
-                                          'strategies': ','.join(R.NODE_STRATEGIES)})
+                                          'strategies': ','.join(R.LIVE_STRATEGIES)})
         every_frame = dataclasses.replace(settings, every=1)
         offline = run_offline(live_args, frames, params, every_frame)
         live = run_live(args, bags[0])

@@ -68,9 +68,9 @@ class CloudBridge(Node):
         self.counts['sent'] += 1
         header = msg.header
         self.worker.submit(frame, stamp, seq, self.params.node.query,
-                           callback=lambda answer: self._on_answer(answer, header.frame_id))
+                           callback=lambda answer: self._on_answer(answer, header))
 
-    def _on_answer(self, answer: CloudAnswer, frame_id: str) -> None:
+    def _on_answer(self, answer: CloudAnswer, header) -> None:
         """On the client's thread: publish the reply (or the failure) with the keyframe's header."""
         ok = answer.status == 'ok'
         superseded = answer.error.startswith((SUPERSEDED, 'cancelled'))
@@ -83,7 +83,7 @@ class CloudBridge(Node):
             self.counts['superseded'] += 1
             return
         self.counts[answer.status if answer.status in self.counts else 'error'] += 1
-        msg = convert.cloud_answer_to_msg(answer, frame_id)
+        msg = convert.cloud_answer_to_msg(answer, header)
         if ok:
             self.round_trip.add(msg.round_trip_s)
             self.get_logger().debug(f'keyframe {answer.keyframe_seq}: {msg.round_trip_s:.2f} s')

@@ -52,8 +52,9 @@ def regions_to_msgs(regions: Iterable[Region]) -> list:
     return [region_to_msg(r) for r in regions]
 
 
-def cloud_answer_to_msg(answer: CloudAnswer, frame_id: str) -> CloudContext:
-    """A CloudContext whose header is the keyframe's own (stamp and frame_id)."""
+def cloud_answer_to_msg(answer: CloudAnswer, header) -> CloudContext:
+    """A CloudContext whose header is the keyframe's own, as it came (its stamp exact to the
+    nanosecond, not made again from the float keyframe_stamp, so it matches the frame's)."""
     width, height = answer.image_size or (0, 0)
     msg = CloudContext(
         keyframe_seq=answer.keyframe_seq, query=answer.query, answer=answer.text,
@@ -63,8 +64,7 @@ def cloud_answer_to_msg(answer: CloudAnswer, frame_id: str) -> CloudContext:
         round_trip_s=max(0.0, answer.response_time - answer.request_time),
         status=_STATUS_TO_MSG.get(answer.status, CloudContext.STATUS_ERROR),
         error_message=answer.error)
-    msg.header.stamp = to_stamp(answer.keyframe_stamp)
-    msg.header.frame_id = frame_id
+    msg.header = header
     return msg
 
 

@@ -1,4 +1,5 @@
-"""The answer recorder of `spotvlm run --record`: edge answers and ground truth into an MCAP bag."""
+"""The answer recorder of `spotvlm run --record`: edge answers, cloud replies and ground truth
+into an MCAP bag."""
 
 from __future__ import annotations
 
@@ -6,18 +7,21 @@ import pathlib
 import threading
 from typing import Union
 
-from spotvlm_ros.io.bags import ANSWER_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore
+from spotvlm_ros.io.bags import (
+    ANSWER_TYPE, CLOUD_CONTEXT_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore)
 
 ANSWER_TOPIC = 'answer'  # edge_node's EdgeAnswer publisher (relative: follows the namespace)
 TRUTH_TOPIC = 'ground_truth'  # image_source republishes the bag's /ground_truth under its namespace
 IMAGE_TOPIC = 'image'  # image_source's camera frames
+CLOUD_TOPIC = 'cloud_context'  # cloud_bridge's replies (live mode scores cloud_wait from them)
 
 
 class AnswerRecorder:
-    """Records EdgeAnswer and GroundTruth into an MCAP bag until close().
+    """Records EdgeAnswer, CloudContext and GroundTruth into an MCAP bag until close().
 
-    Topics (relative, so they follow `namespace`): answer (ANSWER_QOS), ground_truth
-    (PASSTHROUGH_QOS: transient local, so a late match still gets the first frames). It also
+    Topics (relative, so they follow `namespace`): answer (ANSWER_QOS), cloud_context
+    (CLOUD_CONTEXT_QOS), ground_truth (PASSTHROUGH_QOS: transient local, so a late match still
+    gets the first frames). It also
     subscribes to `image`, records nothing of it, and so counts as one more image subscriber
     for image_source's wait_for_subscribers: the bag does not start before the recorder is
     discovered.
@@ -40,12 +44,13 @@ class AnswerRecorder:
         from rclpy.executors import SingleThreadedExecutor
         from rosbags.rosbag2 import StoragePlugin, Writer
         from sensor_msgs.msg import Image
-        from spotvlm_msgs.msg import EdgeAnswer, GroundTruth
+        from spotvlm_msgs.msg import CloudContext, EdgeAnswer, GroundTruth
 
-        from spotvlm_ros.nodes.qos import ANSWER_QOS, PASSTHROUGH_QOS, image_qos
+        from spotvlm_ros.nodes.qos import (
+            ANSWER_QOS, CLOUD_CONTEXT_QOS, PASSTHROUGH_QOS, image_qos)
 
         self.path = pathlib.Path(bag_path)
-        self.counts = {ANSWER_TYPE: 0, GROUND_TRUTH_TYPE: 0}
+        self.counts = {ANSWER_TYPE: 0, GROUND_TRUTH_TYPE: 0, CLOUD_CONTEXT_TYPE: 0}
         self._lock = threading.Lock()
         self._closed = False
         store = spotvlm_typestore()
@@ -62,6 +67,9 @@ class AnswerRecorder:
             self._truth_sub = self.node.create_subscription(
                 GroundTruth, TRUTH_TOPIC, self._callback(GROUND_TRUTH_TYPE), PASSTHROUGH_QOS,
                 raw=True)
+            self._cloud_sub = self.node.create_subscription(
+                CloudContext, CLOUD_TOPIC, self._callback(CLOUD_CONTEXT_TYPE), CLOUD_CONTEXT_QOS,
+                raw=True)
             # Raw bytes, dropped: this subscription is only the start gate (see above).
             self._image_sub = self.node.create_subscription(
                 Image, IMAGE_TOPIC, lambda raw: None, image_qos(image_reliable), raw=True)
@@ -70,6 +78,8 @@ class AnswerRecorder:
                     self._answer_sub.topic_name, ANSWER_TYPE, typestore=store),
                 GROUND_TRUTH_TYPE: self._writer.add_connection(
                     self._truth_sub.topic_name, GROUND_TRUTH_TYPE, typestore=store),
+                CLOUD_CONTEXT_TYPE: self._writer.add_connection(
+                    self._cloud_sub.topic_name, CLOUD_CONTEXT_TYPE, typestore=store),
             }
             self._executor = SingleThreadedExecutor(context=self._context)
             self._executor.add_node(self.node)

@@ -11,7 +11,6 @@ a perfect one. It can only answer frames of a synthetic drive, whose truth it is
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -19,6 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from spotvlm_ros.core.checks import fraction
+from spotvlm_ros.core.regions import fenced_reply
 from spotvlm_ros.core.types import Region
 from spotvlm_ros.scenes.truth import (
     DESCRIPTION, GROUNDING, MAX_COUNT, Q_ACTION, Q_COUNT, Q_LIGHT, Q_LIMIT, Q_PEDESTRIAN,
@@ -87,7 +87,7 @@ class SimulatedLargeModel:
             short = self._description(answer, rng)
         else:
             short = self._short_answer(question, answer, rng)
-        return f'{short}\n```json\n{json.dumps(boxes)}\n```'
+        return fenced_reply(short, boxes)
 
     def reply_about(self, frame, question: str, size: tuple) -> str:
         """The reply about a bag frame (io.replay.BagFrame) sent at (width, height)."""

@@ -10,7 +10,7 @@ import numpy as np
 
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, system_prompt
 from spotvlm_ros.core.focus import FocusConfig, plan_focus_from_config
-from spotvlm_ros.core.regions import regions_json
+from spotvlm_ros.core.regions import fenced_reply, region_items
 from spotvlm_ros.core.types import SOURCE_CLOUD, FocusPlan, HistoryTurn, Region
 from spotvlm_ros.core.images import resize_image
 from spotvlm_ros.models.prompt import build_messages, text_part
@@ -50,7 +50,7 @@ def regions_of(qa: QA) -> list:
 def cloud_target(qa: QA) -> str:
     """A Qwen2.5-VL style reply: a short answer, then its regions as a ```json fence."""
     short = asked_object(qa.question) if qa.family == GROUNDING else qa.answer
-    return f'{short}\n```json\n{regions_json(regions_of(qa))}\n```'
+    return fenced_reply(short, region_items(regions_of(qa)))
 
 
 # Questions whose answer a crop around their object keeps (a count or an action it would not).
