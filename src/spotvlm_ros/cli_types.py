@@ -34,6 +34,7 @@ non_negative_float = _bounded(float, lambda v: v >= 0, '>= 0')
 positive_int = _bounded(int, lambda v: v > 0, '> 0')
 non_negative_int = _bounded(int, lambda v: v >= 0, '>= 0')
 percent_int = _bounded(int, lambda v: 1 <= v <= 100, 'in 1..100')  # a JPEG quality
+share = _bounded(float, lambda v: 0 <= v <= 1, 'in 0..1')
 
 
 def existing_path(text: str) -> str:
