@@ -278,7 +278,7 @@ WHERE = 'Where is the nearest vehicle?'
 
 
 def test_a_where_question_turn_is_the_cloud_boxes_written_as_the_answer():
-    s = store()
+    s = store(where_boxes=True)
     regions = (Region('vehicle', 270.4, 117, 284, 129.6), Region('vehicle', 10, 20, 30, 40))
     s.add_cloud(cloud(1.0, 'nearest vehicle', query=WHERE, regions=regions))
     s.add_cloud(cloud(1.0, 'a car ahead', regions=regions))  # not a where question: words
@@ -290,11 +290,20 @@ def test_a_where_question_turn_is_the_cloud_boxes_written_as_the_answer():
 
 
 def test_where_boxes_past_the_budget_are_cut_but_the_first_box_stays():
-    s = store(budget_tokens=3)  # fewer words than one box has
+    s = store(budget_tokens=3, where_boxes=True)  # fewer words than one box has
     s.add_cloud(cloud(1.0, 'nearest vehicle', query=WHERE,
                       regions=(Region('vehicle', 1, 2, 3, 4), Region('vehicle', 5, 6, 7, 8))))
     assert json.loads(s.turns_for(2.0)[0].answer) == [
         {'bbox_2d': [1, 2, 3, 4], 'label': 'vehicle'}]
+
+
+def test_by_default_a_where_turn_keeps_the_words_of_the_reply():
+    s = store()
+    s.add_cloud(cloud(1.0, 'nearest vehicle', query=WHERE,
+                      regions=(Region('vehicle', 1, 2, 3, 4),)))
+    s.add_edge(1.5, WHERE, '[{"bbox_2d": [1, 2, 3, 4], "label": "vehicle"}]')
+    # The own JSON answer compresses to nothing (grounding JSON is dropped): no turn.
+    assert [t.answer for t in s.turns_for(2.0)] == ['nearest vehicle']
 
 
 @pytest.mark.parametrize('answer, kept', [
@@ -305,7 +314,7 @@ def test_where_boxes_past_the_budget_are_cut_but_the_first_box_stays():
     ('left of the road', None),
 ])
 def test_the_edge_own_where_answer_stays_boxes_only_when_it_is_boxes(answer, kept):
-    s, words = store(), store()
+    s, words = store(where_boxes=True), store(where_boxes=True)
     s.add_edge(1.0, WHERE, answer)
     words.add_edge(1.0, 'what is ahead?', answer)
     turns = s.turns_for(2.0)

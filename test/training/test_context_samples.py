@@ -1,7 +1,5 @@
 """Edge training samples carry the context the nodes would hand over, from the reply book."""
 
-import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +7,9 @@ import pytest
 
 from spotvlm_ros.core.context import SOURCE_EDGE
 from spotvlm_ros.core.types import SOURCE_CLOUD
-from spotvlm_ros.core.context import is_where_question
-from spotvlm_ros.scenes.large_model import SimulatedLargeModel
 from spotvlm_ros.training.context_samples import (context_sample, context_store, draw_delay,
-                                                  fresh_where_sample, reply_style)
-from spotvlm_ros.training.replies import (KEY_STEP, build_drive, main as build_replies_main,
-                                          simulated_reply)
+                                                  reply_style)
+from spotvlm_ros.training.replies import KEY_STEP, build_drive, main as build_replies_main
 from spotvlm_ros.training.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,38 +74,11 @@ def test_blind_samples_show_a_blank_frame_and_keep_their_context(book):
     assert any(len(sample.messages) > 1 for sample in blind)  # the context is still there
 
 
-def test_fresh_where_samples_ask_where_with_the_cloud_box_of_that_moment(book):
-    no_where = {k: v for k, v in book.cloud.items() if not is_where_question(k[1])}
-    assert fresh_where_sample(dataclasses.replace(book, cloud=no_where),
-                              np.random.default_rng(0)) is None
-    model = SimulatedLargeModel()
-    where = dict(no_where)
-    for key in book.keyframes:
-        for qa in book.frames[key].truth.qa:
-            if is_where_question(qa.question):
-                where[(key, qa.question)] = simulated_reply(model, book.seed,
-                                                            book.frames[key].truth, qa.question)
-    assert len(where) > len(no_where), 'the drive shows nothing to ask where about'
-    asked = dataclasses.replace(book, cloud=where)
-    rng = np.random.default_rng(3)
-    samples = [s for s in (fresh_where_sample(asked, rng) for _ in range(40)) if s is not None]
-    assert len(samples) > 20
-    boxed = 0
-    for sample in samples:
-        question = sample.messages[-1]['content'][-1]['text']
-        assert is_where_question(question) and json.loads(sample.target)[0]['bbox_2d']
-        turn = sample.messages[1]['content'][0]['text']  # the cloud's turn, 0 or 0.5 s old
-        assert turn.startswith(('cloud, 0.0 s ago:\n', 'cloud, 0.5 s ago:\n'))
-        boxed += 'bbox_2d' in turn  # unless the reply was restyled without its regions
-    assert boxed > len(samples) / 2
-
-
-@pytest.mark.parametrize('flag', ['--blind-share', '--fresh-where-share'])
 @pytest.mark.parametrize('value', ['1.5', '-0.1', 'nan'])
-def test_shares_outside_0_to_1_are_refused_by_name(flag, value, capsys):
+def test_a_blind_share_outside_0_to_1_is_refused_by_name(value, capsys):
     with pytest.raises(SystemExit):
-        train_main(['out', '--role', 'edge', flag, value])
-    assert flag in capsys.readouterr().err
+        train_main(['out', '--role', 'edge', '--blind-share', value])
+    assert '--blind-share' in capsys.readouterr().err
 
 
 def test_delays_and_reply_styles_vary():

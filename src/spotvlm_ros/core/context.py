@@ -42,6 +42,10 @@ class ContextConfig:
         non_negative)
     capacity: int = setting(64, 'answers kept per source (cloud, edge); the oldest go first',
                             positive_int)
+    where_boxes: bool = setting(
+        False, 'a "where" question\'s turn is its boxes, written as the answer (bbox_2d JSON), '
+        'instead of the words of the reply; for an edge model that copies boxes from its '
+        'history (the default one does not: off, chosen on validation)', boolean)
 
     def __post_init__(self):
         check_settings(self)
@@ -92,7 +96,7 @@ class ContextStore:
         if not _is_stamp(stamp) or (available_at is not None and not _is_stamp(available_at)):
             return self._count('invalid')
         query = sanitize_cloud_text(answer.query, self.config.max_answer_chars)
-        if is_where_question(query) and answer.regions:
+        if self.config.where_boxes and is_where_question(query) and answer.regions:
             text = self._boxes(answer.regions)
         else:
             text = compress_answer(sanitize_cloud_text(answer.text, self.config.max_answer_chars),
@@ -113,7 +117,8 @@ class ContextStore:
         if not _is_stamp(stamp) or (available_at is not None and not _is_stamp(available_at)):
             return self._count('invalid')
         text = sanitize_cloud_text(answer, self.config.max_answer_chars)
-        boxes = _answer_boxes(text) if is_where_question(query) else None
+        boxes = _answer_boxes(text) if self.config.where_boxes and is_where_question(query) \
+            else None
         text = self._boxes(boxes) if boxes else \
             compress_answer(text, self.config.budget_tokens, self.count_tokens)
         with self._lock:
@@ -211,8 +216,8 @@ class ContextStore:
 def is_where_question(query: str) -> bool:
     """Whether `query` asks where something is: its answer is boxes, not words.
 
-    Its turn is then the boxes in the answer's own format (the reply's words only name what
-    was asked), so that a cloud turn is what the edge would have answered, to be copied.
+    With `where_boxes`, its turn is then the boxes in the answer's own format (the reply's
+    words only name what was asked), so that a cloud turn is what the edge would have answered.
     """
     return query.lstrip().lower().startswith('where ')
 

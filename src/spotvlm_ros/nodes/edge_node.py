@@ -24,6 +24,7 @@ from std_msgs.msg import String
 
 from spotvlm_ros.core.calibration import CalibrationTable, choose_source
 from spotvlm_ros.core.composition import AUTO, CLOUD_LATEST, edge_inputs
+from spotvlm_ros.core.regions import fenced_reply, region_items
 from spotvlm_ros.core.types import SOURCE_CLOUD
 from spotvlm_ros.models.base import EdgeBackend, ModelLoadError
 from spotvlm_ros.models.factory import make_backend
@@ -262,12 +263,14 @@ class EdgeNode(LifecycleNode):
             self.counts['no_cloud_answer'] += 1
             return EdgeAnswer(header=job.header, query=job.query)  # nothing yet: not published
         if source == CLOUD_LATEST:
-            msg = EdgeAnswer(header=job.header, query=job.query, answer=cloud_turn.answer,
+            text, regions = cloud_reply(cloud_turn, fused)
+            msg = EdgeAnswer(header=job.header, query=job.query, answer=text,
                              model=self.backend.name, strategy=self.strategy, source=source,
                              has_context=True, context_age_s=stamp - cloud_turn.source_stamp,
-                             used_context=True, frames_dropped=job.dropped_before)
+                             used_context=True, focus_regions=convert.regions_to_msgs(regions),
+                             frames_dropped=job.dropped_before)
             if job.on_text is not None:
-                job.on_text(cloud_turn.answer)
+                job.on_text(text)
         else:
             msg = self._model_answer(job, source, fused, stamp)
             msg.has_context = context is not None and context.has_context
@@ -387,6 +390,16 @@ def _auto_activate(node: EdgeNode) -> None:
     if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
         raise SystemExit(1)
     node.trigger_activate()
+
+
+def cloud_reply(turn, fused) -> tuple:
+    """(the newest cloud answer as the cloud wrote it: its turn's words, then its regions in a
+    ```json fence, as offline's cloud_latest answers; those regions). The regions are the
+    fused ones, carried to this frame, when they come from the turn's own keyframe."""
+    same = fused.newest_cloud_stamp is not None and \
+        abs(fused.newest_cloud_stamp - turn.source_stamp) < 1e-6
+    regions = list(fused.regions) if same else []
+    return (fenced_reply(turn.answer, region_items(regions)) if regions else turn.answer), regions
 
 
 def main(argv=None) -> int:

@@ -15,11 +15,11 @@ from spotvlm_ros.cloud.grounding import parse_regions
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS
 from spotvlm_ros.core import composition as C
 from spotvlm_ros.core.compression import TokenCounter, word_count
-from spotvlm_ros.core.context import ContextConfig, ContextStore, is_where_question
+from spotvlm_ros.core.context import ContextConfig, ContextStore
 from spotvlm_ros.core.types import CloudAnswer
 from spotvlm_ros.models.prompt import build_messages
 from spotvlm_ros.training.pool import FPS, FRAME_H, FRAME_W
-from spotvlm_ros.training.replies import FRAME_STEP, DriveBook
+from spotvlm_ros.training.replies import DriveBook
 from spotvlm_ros.training.samples import EDGE_FOCUS, Sample
 
 # Which strategy's inputs a sample gets; edge_only also stands for "no context at all".
@@ -107,29 +107,6 @@ def context_sample(book: DriveBook, rng: np.random.Generator,
     names = list(STRATEGY_MIX)
     name = names[rng.choice(len(names), p=list(STRATEGY_MIX.values()))]
     return _sample(book, index, qa, store, key, name, rng, blind)
-
-
-def fresh_where_sample(book: DriveBook, rng: np.random.Generator,
-                       count_tokens: TokenCounter = word_count, blind: float = 0.0):
-    """A "where" question on a keyframe, or the frame half a second after it, whose cloud reply
-    about it is back, under Context Transfer; None if the book has no such reply.
-
-    Copying the reply's box is then (nearly) right. Drawn from the realistic mix, such samples
-    are ~2 % of the whole, too few to learn a 15-digit copy from; a share of them can be asked.
-    """
-    replied = sorted((k, q) for k, q in book.cloud if is_where_question(q))
-    if not replied:
-        return None
-    key, question = replied[int(rng.integers(len(replied)))]
-    index = key + FRAME_STEP * int(rng.integers(2))
-    if index not in book.frames:
-        index = key
-    qa = next((q for q in book.frames[index].truth.qa if q.question == question), None)
-    if qa is None:  # the object left the view in that half second
-        return None
-    store = ContextStore(FUSER_CONTEXT, count_tokens)
-    store.add_cloud(cloud_answer(book, key, question, rng))
-    return _sample(book, index, qa, store, key, C.CONTEXT_TRANSFER, rng, blind)
 
 
 def _sample(book: DriveBook, index: int, qa, store: ContextStore, key, name: str,

@@ -8,7 +8,7 @@ import numpy as np
 
 from spotvlm_ros.core.compression import TokenCounter, word_count
 from spotvlm_ros.scenes.truth import DESCRIPTION, FAMILIES, GROUNDING
-from spotvlm_ros.training.context_samples import context_sample, fresh_where_sample
+from spotvlm_ros.training.context_samples import context_sample
 from spotvlm_ros.training.samples import (EDGE_MIXTURE, Sample, cloud_sample, edge_sample,
                                           jitter_regions, regions_of, teacher_turn, zoom_window,
                                           zoomable, zoomed)
@@ -35,24 +35,19 @@ def pick_qa(truth, rng: np.random.Generator):
 
 def draw_sample(pool: dict, role: str, rng: np.random.Generator, zoom_from: float = 1.0,
                 books: Sequence = (), count_tokens: TokenCounter = word_count,
-                blind: float = 0.0, fresh_where: float = 0.0) -> Sample:
+                blind: float = 0.0) -> Sample:
     """One sample: a random frame of a random pooled scene, a random question.
 
     Cloud samples whose answer survives a crop are zoomed on their object by a t drawn from
     [zoom_from, 1] (see zoom_window; 1: the whole frame): a curriculum lowers it to start with.
     With reply `books`, edge samples carry the run-time context of a book's drive (most of
     them) or none at all (the pool's frames, so the whole pool's views stay learnt); a `blind`
-    share of the book samples show a blank frame (see context_sample), a `fresh_where` share
-    are "where" questions with a fresh cloud reply (fresh_where_sample).
+    share of the book samples show a blank frame (see context_sample).
     """
     if role == 'edge' and books:
         if rng.random() < BOOK_SHARE:
-            book = books[int(rng.integers(len(books)))]
-            if fresh_where and rng.random() < fresh_where:
-                sample = fresh_where_sample(book, rng, count_tokens, blind)
-                if sample is not None:
-                    return sample
-            return context_sample(book, rng, count_tokens, blind)
+            return context_sample(books[int(rng.integers(len(books)))], rng, count_tokens,
+                                  blind)
         pooled, qa = _pooled_qa(pool, rng)
         return edge_sample(pooled.image(), qa)
     seeds = sorted(pool)

@@ -51,8 +51,7 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
           pool: dict, log=print, max_s: float = float('inf'),
           init_from: Optional[Path] = None, key_weight: float = 1.0,
           zoom_curriculum: float = 0.0, stop_after: Optional[int] = None,
-          books: Sequence = (), loss_per: str = 'token', blind: float = 0.0,
-          fresh_where: float = 0.0) -> dict:
+          books: Sequence = (), loss_per: str = 'token', blind: float = 0.0) -> dict:
     """Build the role's model, train it, save it as fp16 safetensors; the run's summary."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -86,8 +85,7 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
         # Zoom curriculum: close crops of small objects first, whole frames by its end.
         zoom_from = min(1.0, step / (zoom_curriculum * steps)) if zoom_curriculum else 1.0
         batch = encode_batch(processor, [draw_sample(pool, role, rng, zoom_from, books, count,
-                                                     blind, fresh_where)
-                                         for _ in range(batch_size)],
+                                                     blind) for _ in range(batch_size)],
                              key_weight=key_weight,
                              per_sample=loss_per == 'sample')
         labels, weights = batch.pop('labels'), batch.pop('weights')
@@ -106,7 +104,6 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
     summary = {'role': role, 'max_pixels': spec['max_pixels'],
                'steps_planned': steps, 'steps': len(losses), 'batch_size': batch_size, 'lr': lr,
                'seed': seed, 'key_weight': key_weight, 'loss_per': loss_per, 'blind': blind,
-               'fresh_where': fresh_where,
                'zoom_curriculum': zoom_curriculum,
                'train_scenes': len(pool), 'reply_book_drives': [b.seed for b in books],
                'first_loss': float(np.mean(losses[:25])),
@@ -150,9 +147,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--blind-share', type=share, default=0.0,
                         help='share of reply-book samples whose frame is blank, so that only '
                              'their context can answer')
-    parser.add_argument('--fresh-where-share', type=share, default=0.0,
-                        help='share of reply-book samples that are "where" questions with a '
-                             'fresh cloud reply about them, so that copying its box is learnt')
     parser.add_argument('--zoom-curriculum', type=float, default=0.0,
                         help='share of the steps over which cloud samples go from close crops '
                              'of their object to whole frames (0: whole frames only)')
@@ -174,8 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     max_s=args.max_minutes * 60, init_from=args.init_from,
                     key_weight=args.key_weight, zoom_curriculum=args.zoom_curriculum,
                     stop_after=args.stop_after, books=load_books(args.replies),
-                    loss_per=args.loss_per, blind=args.blind_share,
-                    fresh_where=args.fresh_where_share)
+                    loss_per=args.loss_per, blind=args.blind_share)
     print(json.dumps(summary), flush=True)
     return 0
 
