@@ -9,8 +9,8 @@ the same model without the turn, scored against the truth, for scale.
 For each grounding question the context is a box of the object's true size at a random place,
 given two ways: as a focus region, cropped and captioned as the fuser's regions are
 ("Close-up of car at x1, y1, x2, y2:"), or as a cloud turn 1.0 s old, the box written as the
-store writes a "where" answer with `where_boxes` on. Copied: the answer's first box hits it (IoU >= 0.5); own right:
-without it, the answer hits the truth.
+store writes a "where" answer with `where_boxes` on. Copied: the answer's first box hits it
+(IoU >= 0.5); own right: without it, the answer hits the truth.
 
     python benchmarks/bench_context_reading.py [--edge CKPT ...] [--frames 30]
 """
