@@ -144,11 +144,17 @@ def test_cloud_wait_records_are_the_bridge_replies_about_each_frame(tmp_path):
 
 
 # a real live run ---------------------------------------------------------------------------
-@pytest.mark.slow
-def test_run_live_records_answers_and_ground_truth(tmp_path):
+def three_second_bag(tmp_path) -> pathlib.Path:
+    """A 3 s drive of a validation seed, made by `spotvlm make-bag`."""
     bag = tmp_path / 'scene'
     subprocess.run([sys.executable, '-m', 'spotvlm_ros.cli', 'make-bag', str(bag), '--seed',
                     '1000002', '--seconds', '3'], check=True, capture_output=True)
+    return bag
+
+
+@pytest.mark.slow
+def test_run_live_records_answers_and_ground_truth(tmp_path):
+    bag = three_second_bag(tmp_path)
     records = run_live(bag, tmp_path / 'eval', QUESTION, [EDGE_ONLY], 'constant',
                        {'delay_s': 0.5}, ROOT / 'models' / 'spotvlm-edge',
                        ROOT / 'models' / 'spotvlm-cloud', ['edge_node:model.device=cpu'],
@@ -200,9 +206,7 @@ def test_run_live_says_why_spotvlm_run_failed(tmp_path):
 
 @pytest.mark.slow
 def test_run_live_waits_for_the_cloud_through_the_bridge(tmp_path):
-    bag = tmp_path / 'scene'
-    subprocess.run([sys.executable, '-m', 'spotvlm_ros.cli', 'make-bag', str(bag), '--seed',
-                    '1000002', '--seconds', '3'], check=True, capture_output=True)
+    bag = three_second_bag(tmp_path)
     records = run_live(bag, tmp_path / 'eval', QUESTION, [CLOUD_WAIT], 'constant',
                        {'delay_s': 0.5}, ROOT / 'models' / 'spotvlm-edge', 'simulated',
                        ['edge_node:model.device=cpu'], timeout_s=240)
