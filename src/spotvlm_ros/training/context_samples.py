@@ -106,13 +106,6 @@ def context_sample(book: DriveBook, rng: np.random.Generator,
     store, key = context_store(book, index, qa.question, rng, count_tokens)
     names = list(STRATEGY_MIX)
     name = names[rng.choice(len(names), p=list(STRATEGY_MIX.values()))]
-    return _sample(book, index, qa, store, key, name, rng, blind)
-
-
-def _sample(book: DriveBook, index: int, qa, store: ContextStore, key, name: str,
-            rng: np.random.Generator, blind: float) -> Sample:
-    """The sample of frame `index` and `qa` with the store's context under strategy `name`."""
-    pooled = book.frames[index]
     image = pooled.image()
     if blind and rng.random() < blind:
         image = np.full_like(image, 128)
