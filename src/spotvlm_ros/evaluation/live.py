@@ -70,15 +70,16 @@ def read_answer_bag(path: Union[str, pathlib.Path]) -> tuple:
     return tuple([m for _, m in found[t]] for t in (GROUND_TRUTH_TYPE, ANSWER_TYPE))
 
 
-def cloud_wait_answers(path: Union[str, pathlib.Path]) -> list:
-    """The bridge's good replies in a recorded bag, as answers to the frames they are about.
+def cloud_wait_answers(replies: Sequence[tuple]) -> list:
+    """The bridge's good replies, (log time ns, CloudContext) as a recorded bag holds them, as
+    answers to the frames they are about.
 
     The text is the reply as the cloud wrote it (short answer, regions in a ```json fence), as
     offline scores it; the latency is when the recorder heard the reply (its log time, on the
     clock image_source stamps frames with) minus the frame's stamp.
     """
     answers = []
-    for logged_ns, reply in _read(path, (CLOUD_CONTEXT_TYPE,))[CLOUD_CONTEXT_TYPE]:
+    for logged_ns, reply in replies:
         if reply.status != _STATUS_OK:
             continue
         items = region_items([Region(r.label, r.x1, r.y1, r.x2, r.y2) for r in reply.regions])
@@ -122,9 +123,10 @@ def live_records(answer_bag: Union[str, pathlib.Path], trace_name: str, mean_del
     frame's stamp; an answered frame gets its answer, answered_at = frame_stamp + latency_s;
     frames the edge dropped stay unanswered. Scores stay None: the metrics module scores.
     """
-    truths, answers = read_answer_bag(answer_bag)
-    if strategy == CLOUD_WAIT:
-        answers = cloud_wait_answers(answer_bag)
+    found = _read(answer_bag, (GROUND_TRUTH_TYPE, ANSWER_TYPE, CLOUD_CONTEXT_TYPE))
+    truths = [m for _, m in found[GROUND_TRUTH_TYPE]]
+    answers = cloud_wait_answers(found[CLOUD_CONTEXT_TYPE]) if strategy == CLOUD_WAIT else \
+        [m for _, m in found[ANSWER_TYPE]]
     question = _question_of(answers, question, answer_bag)
     frames = {}
     for truth in truths:
