@@ -12,6 +12,7 @@ from spotvlm_ros.training.batches import IGNORE, encode_batch, weighted_loss
 from spotvlm_ros.training.samples import (EDGE_FOCUS, cloud_sample, cloud_target, edge_sample,
                                           jitter_regions, regions_of, teacher_turn)
 from spotvlm_ros.core.focus import plan_focus_from_config
+from spotvlm_ros.core.types import Region
 
 W, H = 448, 336
 
@@ -135,3 +136,15 @@ def test_a_zoomed_sample_keeps_its_answer_and_moves_its_box(frame_and_truth):
             assert moved.answer == qa.answer
     counts = [q for q in truth.qa if q.question == 'How many vehicles are ahead?']
     assert counts and not zoomable(counts[0])  # a crop would change a count
+
+
+def test_a_where_target_points_at_a_close_up_only_where_its_box_scores(frame_and_truth):
+    frame, truth = frame_and_truth
+    where = next(q for q in truth.qa if q.family == GROUNDING and q.regions)
+    right = regions_of(where)
+    assert edge_sample(frame, where, focus_regions=right).target == 'close-up 1'
+    wrong = [Region(r.label, r.x1 + 150, r.y1, r.x2 + 150, r.y2) for r in right]
+    assert edge_sample(frame, where, focus_regions=wrong).target == where.answer
+    assert edge_sample(frame, where).target == where.answer
+    other = next(q for q in truth.qa if q.family != GROUNDING and q.regions)
+    assert edge_sample(frame, other, focus_regions=regions_of(other)).target == other.answer

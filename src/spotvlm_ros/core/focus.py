@@ -188,11 +188,19 @@ def crop_label(region: Region, frame_size: Size) -> str:
     The box is where the region was carried to in this frame: the model can answer a
     "where is" question from it, which a word such as 'top left' would not allow.
     """
-    width, height = frame_size
-    box = [round(min(max(v, 0.0), limit)) for v, limit in
-           ((region.x1, width), (region.y1, height), (region.x2, width), (region.y2, height))]
-    where = f'at [{box[0]}, {box[1]}, {box[2]}, {box[3]}]'
+    box = caption_box(region, frame_size)
+    where = f'at [{round(box.x1)}, {round(box.y1)}, {round(box.x2)}, {round(box.y2)}]'
     return f'{region.label} {where}' if region.label else where
+
+
+def caption_box(region: Region, frame_size: Size) -> Region:
+    """The region in whole pixels inside the frame: the box its crop's caption says."""
+    width, height = frame_size
+    x1, y1, x2, y2 = (round(min(max(v, 0.0), limit)) for v, limit in
+                      ((region.x1, width), (region.y1, height), (region.x2, width),
+                       (region.y2, height)))
+    return Region(region.label, float(x1), float(y1), float(x2), float(y2), region.score,
+                  region.source)
 
 
 def _crop_box(region: Region, frame_size: Size, pad_frac: float, min_side: float,
@@ -241,4 +249,5 @@ def _crop_for(frame: np.ndarray, region: Region, max_tokens: int,
     box = Region(region.label, float(x1), float(y1), float(x2), float(y2), region.score,
                  region.source)
     image = resize_image(frame[y1:y2, x1:x2], size[1], size[0])
-    return FocusCrop(image=image, label=crop_label(region, (width, height)), region=box)
+    return FocusCrop(image=image, label=crop_label(region, (width, height)), region=box,
+                     shown=caption_box(region, (width, height)))

@@ -70,6 +70,7 @@ class FocusCrop:
     image: np.ndarray  # HxWx3 uint8 RGB, already resized to its token budget
     label: str
     region: Region  # the crop's box in the current frame's pixels
+    shown: Optional[Region] = None  # the region it shows, as its caption gives it (frame px)
 
 
 @dataclass

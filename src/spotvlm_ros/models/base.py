@@ -10,6 +10,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from spotvlm_ros.core.close_ups import resolve_close_up
 from spotvlm_ros.core.types import FocusPlan, HistoryTurn
 from spotvlm_ros.models.prompt import build_messages
 
@@ -102,7 +103,8 @@ class EdgeBackend(abc.ABC):
             monitor = GenerationMonitor(self.tokenizer, on_text, skip_prompt=self.streams_prompt)
             new_ids = self.generate(inputs, monitor)
             generated = time.perf_counter()
-            text = self.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
+            text = resolve_close_up(self.tokenizer.decode(new_ids, skip_special_tokens=True)
+                                    .strip(), focus)
             end = time.perf_counter()
         prompt = self.prompt_ids(inputs)
         visual = 0 if self.image_token_id is None else int((prompt == self.image_token_id).sum())

@@ -20,7 +20,7 @@ from spotvlm_ros.core.types import CloudAnswer
 from spotvlm_ros.models.prompt import build_messages
 from spotvlm_ros.training.pool import FPS, FRAME_H, FRAME_W
 from spotvlm_ros.training.replies import DriveBook
-from spotvlm_ros.training.samples import EDGE_FOCUS, Sample
+from spotvlm_ros.training.samples import EDGE_FOCUS, Sample, edge_target
 
 # Which strategy's inputs a sample gets; edge_only also stands for "no context at all".
 STRATEGY_MIX = {C.CONTEXT_TRANSFER: 0.5, C.REPLACEMENT_ONLY: 0.15, C.FOCUS_ONLY: 0.1,
@@ -115,5 +115,5 @@ def context_sample(book: DriveBook, rng: np.random.Generator,
     stamp = index / FPS
     fused = C.fuse(store, stamp, SIZE, EDGE_FOCUS, key_image=key_image, cur_image=image)
     inputs = C.edge_inputs(name, fused, image, stamp, EDGE_FOCUS)
-    return Sample(build_messages(image, qa.question, inputs.turns, inputs.focus), qa.answer,
-                  qa.family)
+    return Sample(build_messages(image, qa.question, inputs.turns, inputs.focus),
+                  edge_target(qa, inputs.focus), qa.family)

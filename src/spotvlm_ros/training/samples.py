@@ -9,11 +9,13 @@ from typing import Optional
 import numpy as np
 
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, system_prompt
+from spotvlm_ros.core.close_ups import close_up_reference, resolve_close_up
 from spotvlm_ros.core.focus import FocusConfig, plan_focus_from_config
 from spotvlm_ros.core.regions import fenced_reply, region_items
 from spotvlm_ros.core.types import SOURCE_CLOUD, FocusPlan, HistoryTurn, Region
 from spotvlm_ros.core.images import resize_image
 from spotvlm_ros.models.prompt import build_messages, text_part
+from spotvlm_ros.scenes.scoring import score_answer
 from spotvlm_ros.scenes.truth import (
     GROUNDING, Q_LIGHT, Q_LIMIT, QA, VEHICLE_KINDS, asked_object, box_json)
 from spotvlm_ros.training.pool import FRAME_H, FRAME_W
@@ -120,7 +122,21 @@ def edge_sample(frame: np.ndarray, qa: QA, history: Optional[HistoryTurn] = None
     if focus_regions is not None:
         focus = plan_focus_from_config(frame, focus_regions, EDGE_FOCUS)
     turns = [history] if history is not None else []
-    return Sample(build_messages(frame, qa.question, turns, focus), qa.answer, qa.family)
+    return Sample(build_messages(frame, qa.question, turns, focus), edge_target(qa, focus),
+                  qa.family)
+
+
+def edge_target(qa: QA, focus: Optional[FocusPlan]) -> str:
+    """The truth, or `close-up N` if the N-th close-up's box, written out, scores as the truth
+    does (the first such): the edge learns to point at a box it would not copy."""
+    if qa.family != GROUNDING or focus is None:
+        return qa.answer
+    for number in range(1, len(focus.crops) + 1):
+        reference = close_up_reference(number)
+        if score_answer(GROUNDING, qa.answer, resolve_close_up(reference, focus),
+                        (FRAME_W, FRAME_H)) >= 1.0:
+            return reference
+    return qa.answer
 
 
 def teacher_turn(question: str, answer: str, age_s: float, stamp_s: float) -> HistoryTurn:
