@@ -208,14 +208,15 @@ def test_run_live_says_why_spotvlm_run_failed(tmp_path):
 def test_run_live_waits_for_the_cloud_through_the_bridge(tmp_path):
     bag = three_second_bag(tmp_path)
     records = run_live(bag, tmp_path / 'eval', QUESTION, [CLOUD_WAIT], 'constant',
-                       {'delay_s': 0.5}, ROOT / 'models' / 'spotvlm-edge', 'simulated',
+                       {'delay_s': 1.5}, ROOT / 'models' / 'spotvlm-edge', 'simulated',
                        ['edge_node:model.device=cpu'], timeout_s=240)
 
     assert len(records) == 30 and all(r.strategy == CLOUD_WAIT for r in records)
     answered = [r for r in records if r.answered]
-    # Every frame is sent, several in flight: most come back (the first may go before the
-    # bridge is up), each no sooner than the trace's delay.
-    assert len(answered) >= 20, f'{len(answered)} of 30 frames answered by the cloud'
-    assert all(0.5 <= r.latency_s < 5.0 for r in answered)
+    # Every frame is sent, as many in flight as the link holds (the client's default 4 would
+    # answer about 16 in the 3 s of the bag and 3 s of grace): nearly all come back (the first
+    # may go before the bridge is up), each no sooner than the trace's delay.
+    assert len(answered) >= 26, f'{len(answered)} of 30 frames answered by the cloud'
+    assert all(1.5 <= r.latency_s < 5.0 for r in answered)
     assert all(r.source_stamp == r.frame_stamp and r.context_age_s is None for r in answered)
     assert all(split_reply(r.answer, (r.width, r.height))[0] for r in answered)
