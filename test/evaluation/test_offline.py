@@ -206,6 +206,22 @@ def test_auto_answers_from_the_source_its_table_expects_to_score_best(frames, an
         simulate(frames, [slow], answerer, OfflineSettings(), [R.AUTO], [LIGHT])
 
 
+def test_auto_hedges_a_wait_with_an_edge_answer_given_at_the_deadline(frames, answerer):
+    slow = constant(3.0)
+    edge = {r.frame_index: r for r in simulate(frames, [slow], answerer,
+                                               OfflineSettings(every=5), [R.EDGE_ONLY], [LIGHT])}
+    settings = OfflineSettings(every=5, calibration=_table_preferring(R.CLOUD_WAIT, LIGHT))
+    auto = simulate(frames, [slow], answerer, settings, [R.AUTO], [LIGHT])
+    # Before the first round trip is back the link is unknown: auto waits, and when the cloud
+    # is not back by the 1 s deadline it gives the edge's answer then, on time.
+    early = [r for r in auto if r.frame_stamp < 2.0]
+    assert early and all(r.answer_source == R.EDGE_ONLY and r.latency_s == pytest.approx(1.0)
+                         and r.answer == edge[r.frame_index].answer for r in early)
+    # Once a 3 s round trip is measured it no longer waits: the edge answers at once.
+    known = [r for r in auto if r.frame_stamp >= 3.0]
+    assert known and all(r.answer_source == R.EDGE_ONLY and r.latency_s < 1.0 for r in known)
+
+
 def test_a_cost_model_charges_each_answer_by_its_tokens_and_images(frames, answerer):
     from spotvlm_ros.evaluation.edge_cost import EdgeCostModel
 

@@ -197,6 +197,13 @@ class _Replay:
     def edge_step(self, strategy: str, frame, record: AnswerRecord, store: ContextStore,
                   start: float):
         """One edge answer under `strategy`, begun at `start`; returns when it is done."""
+        done = yield from self.edge_answer(strategy, frame, record, store, start)
+        store.add_edge(frame.stamp, record.question, record.answer, available_at=done)
+        return done
+
+    def edge_answer(self, strategy: str, frame, record: AnswerRecord, store: ContextStore,
+                    start: float):
+        """edge_step without telling the store (the fuser hears only answers given)."""
         focus = self.settings.focus
         fused = fuse(store, frame.stamp, frame.size, focus, self.key_image(frame, store),
                      frame.image)
@@ -205,16 +212,16 @@ class _Replay:
         done = start + answer.cost_s
         _answered(record, answer, done, frame.stamp, context_age_s=inputs.context_age_s,
                   used_context=inputs.used_cloud_turns, used_focus=answer.crops > 0)
-        store.add_edge(frame.stamp, record.question, answer.text, available_at=done)
         return done
 
     def auto_worker(self, items: list, store: ContextStore):
         """auto: for each frame, the source the calibration table expects to score best.
 
-        The cloud waited for is a candidate only when the last round trip met the deadline
-        (a reply that then misses it falls back to the edge at the deadline, as offload
-        does); the newest cloud answer only once one is back. Cloud answers leave the edge
-        worker free. Whatever answers goes back to the store as the edge's own turn.
+        The cloud waited for is a candidate unless the last round trip missed the deadline
+        (before the first one is back the link is unknown). A wait is hedged: the edge worker
+        answers meanwhile from the best source but the cloud, and that answer is given at the
+        deadline if the cloud's is not back by then. The newest cloud answer is a candidate
+        once one is back. Whatever answers goes back to the store as the edge's own turn.
         """
         table = self.settings.calibration
         records = {frame.index: self.record(R.AUTO, frame, truth) for frame, truth in items}
@@ -224,19 +231,23 @@ class _Replay:
             frame, truth = item
             record = records[frame.index]
             newest = store.newest_cloud(frame.stamp)
+            newest_stamp = None if newest is None else newest.keyframe_stamp
             predicted = last_round_trip(self.requests, frame.stamp)
             record.answer_source = choose_source(
-                table, truth.question, frame.stamp,
-                None if newest is None else newest.keyframe_stamp,
-                can_wait=predicted is not None and predicted <= deadline)
+                table, truth.question, frame.stamp, newest_stamp,
+                can_wait=predicted is None or predicted <= deadline)
             if record.answer_source == R.CLOUD_WAIT:
+                hedge = self.record(R.AUTO, frame, truth)
+                hedge.answer_source = choose_source(table, truth.question, frame.stamp,
+                                                    newest_stamp)
+                done = yield from self.hedge_step(hedge, frame, store, start)
                 self.cloud_wait(record, frame, store)
-                if record.answered and record.latency_s <= deadline:
-                    store.add_edge(frame.stamp, record.question, record.answer,
-                                   available_at=record.answered_at)
-                    return start
-                record = records[frame.index] = self.record(R.AUTO, frame, truth)
-                record.answer_source, start = R.EDGE_ONLY, max(start, frame.stamp + deadline)
+                if not (record.answered and record.latency_s <= deadline):
+                    record = records[frame.index] = hedge
+                    _held_until(record, frame.stamp + deadline)
+                store.add_edge(frame.stamp, record.question, record.answer,
+                               available_at=record.answered_at)
+                return done
             if record.answer_source == R.CLOUD_LATEST:
                 self.cloud_latest(record, frame, store)
                 store.add_edge(frame.stamp, record.question, record.answer,
@@ -247,6 +258,15 @@ class _Replay:
 
         yield from latest_first_steps(items, lambda item: item[0].stamp, run)
         return list(records.values())
+
+    def hedge_step(self, hedge: AnswerRecord, frame, store: ContextStore, start: float):
+        """The answer a wait for the cloud falls back on, made by the edge worker from `start`
+        (the newest cloud answer, or the edge model under `hedge.answer_source`); returns
+        when the worker is free. It goes to the store only if it is given."""
+        if hedge.answer_source == R.CLOUD_LATEST:
+            self.cloud_latest(hedge, frame, store)
+            return start
+        return (yield from self.edge_answer(hedge.answer_source, frame, hedge, store, start))
 
     def key_image(self, frame, store: ContextStore):
         """The newest reply's keyframe as the fuser holds it: in its ring, at flow size."""
@@ -306,6 +326,15 @@ class _Replay:
             start = frame.stamp + deadline
         answer = self.answerer.edge(frame, record.question)
         return _answered(record, answer, start + answer.cost_s, frame.stamp)
+
+
+def _held_until(record: AnswerRecord, at: float) -> AnswerRecord:
+    """`record`'s answer given no sooner than `at` (a hedge kept back while the cloud might
+    still answer); unchanged if it was not answered."""
+    if record.answered and record.answered_at < at:
+        record.answered_at = at
+        record.latency_s = at - record.frame_stamp
+    return record
 
 
 def _answered(record: AnswerRecord, answer, answered_at: float, source_stamp: float,
