@@ -19,18 +19,21 @@ from spotvlm_ros.evaluation.main import DEFAULT_CALIBRATION, DEFAULT_TRACES
 VALIDATION_SEEDS = range(1_000_000, 1_001_000)  # every choice is made on these, never on test
 
 
-def samples_from(records: Sequence) -> list:
+def samples_from(records: Sequence, deadline_s: float) -> list:
     """One Sample per scored record of a source, aged by the newest reply at its frame.
 
     The age comes from the same frame's cloud_latest record: the store, and so the newest
-    reply, is the same for every strategy under one trace.
+    reply, is the same for every strategy under one trace. The cloud waited for counts only
+    where its reply met the deadline: `auto` hedges a wait with the best other source, which
+    answers when the reply is late, so a wait is worth the cloud's score when it is on time.
     """
     ages = {(r.drive, r.trace, r.frame_index, r.question): r.context_age_s
             for r in records if r.strategy == R.CLOUD_LATEST}
     return [Sample(r.strategy, r.question, r.family,
                    ages.get((r.drive, r.trace, r.frame_index, r.question)),
                    r.score if r.answered else 0.0)
-            for r in records if r.strategy in SOURCES]
+            for r in records if r.strategy in SOURCES and
+            (r.strategy != R.CLOUD_WAIT or (r.answered and r.latency_s <= deadline_s))]
 
 
 def _arguments(argv) -> argparse.Namespace:
@@ -66,7 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     settings = evaluation.settings_from(eval_args, params)
     bags = evaluation.drive_bags(eval_args)
     records, _ = evaluation.evaluate_drives(eval_args, bags, params, settings)
-    samples = samples_from(records)
+    samples = samples_from(records, settings.deadline_s)
     models = f'edge {Path(eval_args.edge).name}, cloud {Path(eval_args.cloud).name}'
     table = fit(samples, fitted_on=f'seeds {args.seeds}, {models}, {args.seconds:g} s drives, '
                                    f'every {args.every}th frame, traces: '
