@@ -9,7 +9,6 @@ from typing import Optional, Sequence
 from spotvlm_ros.cloud.embeds import embeds_part, payload_bytes, tokens_of_part
 from spotvlm_ros.cloud.encoding import resize_keyframe
 from spotvlm_ros.cloud.replies import answer_from_reply, keyframe_prompt
-from spotvlm_ros.core.close_ups import resolve_close_up
 from spotvlm_ros.core.composition import EdgeInputs
 from spotvlm_ros.evaluation.edge_cost import EdgeCostModel
 from spotvlm_ros.models.batched import BatchAnswer, generate_batch
@@ -101,12 +100,13 @@ class Answerer:
         if len(todo) < 2 or self.measured:
             return
         chats = [build_messages(f.image, q, i.turns, i.focus) for f, q, i in todo.values()]
-        replies = generate_batch(self.edge_backend, chats, batch_size)
+        replies = generate_batch(self.edge_backend, chats, batch_size,
+                                 [i.focus for _, _, i in todo.values()])
         self.calls['edge'] += len(todo)
         for (key, (_, _, inputs)), reply in zip(todo.items(), replies):
             cost = self._edge_cost(None, reply.prompt_tokens, reply.new_tokens, inputs.crops)
-            self._edge[key] = Answer(resolve_close_up(reply.text, inputs.focus), cost,
-                                     reply.prompt_tokens, reply.new_tokens, inputs.crops)
+            self._edge[key] = Answer(reply.text, cost, reply.prompt_tokens, reply.new_tokens,
+                                     inputs.crops)
 
     def prefetch_edge(self, asks: Sequence[tuple], batch_size: int = 16) -> None:
         """The edge model's answers to these (frame, question) pairs with no context, batched."""

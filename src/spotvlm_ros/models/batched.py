@@ -8,8 +8,9 @@ gives the answers `answer` gives (tested).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
+from spotvlm_ros.core.close_ups import resolve_close_up
 from spotvlm_ros.models.prompt import chat_inputs
 
 
@@ -22,8 +23,10 @@ class BatchAnswer:
     new_tokens: int
 
 
-def generate_batch(backend, chats: Sequence[list], batch_size: int = 16) -> list:
-    """A BatchAnswer of `backend` (a TransformersBackend) to each chat, in order."""
+def generate_batch(backend, chats: Sequence[list], batch_size: int = 16,
+                   focus: Optional[Sequence] = None) -> list:
+    """A BatchAnswer of `backend` (a TransformersBackend) to each chat, in order; `focus`
+    holds each chat's FocusPlan (None: no crops), for answers naming a close-up, as answer()."""
     import torch
 
     tokenizer = backend.tokenizer
@@ -44,8 +47,10 @@ def generate_batch(backend, chats: Sequence[list], batch_size: int = 16) -> list
             for mask, row in zip(inputs['attention_mask'], output[:, prompt:].tolist()):
                 # Finished rows are padded to the longest; their end token counts, as in answer().
                 new = next((i + 1 for i, token in enumerate(row) if token in ends), len(row))
+                plan = focus[len(answers)] if focus is not None else None
                 answers.append(BatchAnswer(
-                    tokenizer.decode(row, skip_special_tokens=True).strip(),
+                    resolve_close_up(tokenizer.decode(row, skip_special_tokens=True).strip(),
+                                     plan),
                     int(mask.sum()), new))
     finally:
         tokenizer.padding_side = side

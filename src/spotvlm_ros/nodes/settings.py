@@ -84,7 +84,8 @@ class EdgeNodeConfig(CameraInputConfig):
                                         'at run time on the `query` topic')
     strategy: str = setting(CONTEXT_TRANSFER, 'what the edge model is given besides the '
                             'frame (cloud_latest: the model does not answer, the newest cloud '
-                            'answer about the query does; none yet, no answer): ' + ', '.join(NODE_STRATEGIES),
+                            'answer about the query does; none yet, no answer): '
+                            + ', '.join(NODE_STRATEGIES),
                             one_of(NODE_STRATEGIES))
     auto_activate: bool = setting(True, 'configure (load the model) and activate at start',
                                   boolean)
