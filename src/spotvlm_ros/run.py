@@ -166,6 +166,9 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument('--trace-param', action='append', default=[], metavar='KEY=VALUE')
     parser.add_argument('--trace-columns', metavar='TIME,DELAY',
                         help="header names of a CSV trace's columns (_ms: milliseconds)")
+    parser.add_argument('--uplink-mbps', type=float, default=None,
+                        help="local server: emulate the uplink a keyframe's bytes (JPEG or "
+                             'visual tokens) take, Mbit/s (default: none)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--duration', type=float, default=0.0, help='stop after this many seconds')
     parser.add_argument('--grace', type=float, default=3.0, help='seconds to wait for last answers')
@@ -202,15 +205,23 @@ def _overrides(args, port: Optional[int]) -> dict:
     edge_model = overrides['edge_node'].get('model.path')
     if edge_model:
         overrides['context_fuser'].setdefault('tokenizer', edge_model)
+    # Visual tokens are read by the served checkpoint's decoder: its own encoder makes them.
+    if port is not None and not is_simulated(args.cloud_model):
+        overrides['cloud_bridge'].setdefault('cloud.encoder_model', _server_checkpoint(args))
     return overrides
 
 
-def _cloud_server(args, port: int) -> subprocess.Popen:
-    model = args.cloud_model
-    if model == 'tiny':
+def _server_checkpoint(args) -> str:
+    """The checkpoint (or 'simulated') the local cloud server loads."""
+    if args.cloud_model == 'tiny':
         from spotvlm_ros.models.tiny import tiny_checkpoint
 
-        model = str(tiny_checkpoint())
+        return str(tiny_checkpoint())
+    return args.cloud_model
+
+
+def _cloud_server(args, port: int) -> subprocess.Popen:
+    model = _server_checkpoint(args)
     cmd = [sys.executable, '-m', 'spotvlm_ros.cloud.server', '--model', model,
            '--served-model-name', served_name(args.cloud_model), '--port', str(port), '--seed', str(args.seed),
            '--log-level', 'WARNING']
@@ -222,6 +233,8 @@ def _cloud_server(args, port: int) -> subprocess.Popen:
         cmd += ['--trace-param', param]
     if args.trace_columns:
         cmd += ['--trace-columns', args.trace_columns]
+    if args.uplink_mbps is not None:
+        cmd += ['--uplink-mbps', str(args.uplink_mbps)]
     return subprocess.Popen(cmd)
 
 
@@ -256,6 +269,8 @@ def check_arguments(args) -> None:
         value = getattr(args, name)
         if not value >= 0 or value == float('inf'):
             raise UsageError(f'--{name} must be a finite number >= 0, got {value}')
+    if args.uplink_mbps is not None and not 0 < args.uplink_mbps < float('inf'):
+        raise UsageError(f'--uplink-mbps must be a positive number, got {args.uplink_mbps}')
     if not args.no_cloud and not args.cloud_url:
         if is_simulated(args.cloud_model) and args.bag is None:
             raise UsageError('--cloud-model simulated answers from the ground truth of --bag')

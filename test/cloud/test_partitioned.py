@@ -120,3 +120,77 @@ def test_an_image_and_embeds_in_one_message_are_refused(post_all, frames):
                                  [body])
     assert status == 400 and 'not both' in reply['error']['message']
     assert json.dumps(reply)  # a JSON error body, as for every refusal
+
+
+# the bridge's client sending visual tokens -------------------------------------------------
+def _client_config(server, **overrides):
+    from spotvlm_ros.cloud.client import CloudClientConfig
+
+    values = dict(base_url=server.base_url, model=MODEL, api_key_env='', timeout_s=30.0,
+                  max_image_side=448, send='visual_tokens',
+                  encoder_model=resolve(DEFAULT_CLOUD_CHECKPOINT))
+    return CloudClientConfig(**{**values, **overrides})
+
+
+def test_the_client_sends_visual_tokens_and_gets_the_unsplit_answer(serve, cloud, frames):
+    import asyncio
+
+    from spotvlm_ros.cloud.client import CloudClient
+    from spotvlm_ros.cloud.encoding import sent_image
+    from spotvlm_ros.cloud.replies import answer_from_reply, keyframe_prompt
+    from spotvlm_ros.cloud.visual_encoder import VisualTokenEncoder
+
+    encoder = VisualTokenEncoder(resolve(DEFAULT_CLOUD_CHECKPOINT))
+    big = np.repeat(np.repeat(frames[1], 2, axis=0), 2, axis=1)  # 896x672: sent at 448x336
+
+    async def main():
+        async with serve(make_app(cloud, served_model=MODEL)) as server:
+            config = _client_config(server, response_format='none')  # the model's own prose
+            async with CloudClient(config, encoder=encoder) as client:
+                got = [await client.request(big, 1.0, 1 + i, q) for i, q in enumerate(QUESTIONS)]
+        return config, got
+
+    config, got = asyncio.run(main())
+    encoder.close()
+    prompt, size = keyframe_prompt(config, (896, 672))
+    assert size == (448, 336)
+    for question, answer in zip(QUESTIONS, got):
+        assert answer.status == 'ok', answer.error
+        whole = cloud.respond([sent_image(big, size)], question, prompt, 64).text
+        expected, _ = answer_from_reply(whole, config, size, (896, 672), 1.0, 0, question, MODEL)
+        assert answer.text == expected.text
+        assert answer.regions == expected.regions  # boxes scaled back to the 896x672 frame
+        assert answer.image_size == (896, 672)
+
+
+def test_visual_tokens_need_an_encoder_and_only_they_take_one():
+    from spotvlm_ros.cloud.client import CloudClient, CloudClientConfig
+
+    with pytest.raises(ValueError, match='encoder_model'):
+        CloudClientConfig(send='visual_tokens')
+    with pytest.raises(ValueError, match='send'):
+        CloudClientConfig(send='pixels')
+    with pytest.raises(ValueError, match='embeds_dtype'):
+        CloudClientConfig(send='visual_tokens', encoder_model='x', embeds_dtype='float32')
+    with pytest.raises(ValueError, match='goes with an encoder'):
+        CloudClient(CloudClientConfig(send='visual_tokens', encoder_model='x'))
+    with pytest.raises(ValueError, match='goes with an encoder'):
+        CloudClient(CloudClientConfig(), encoder=object())
+
+
+def test_the_emulated_uplink_delays_a_request_by_its_payload(post_all, frames):
+    import time
+
+    tokens = VisualTokens(np.ones((192, 128), np.float32), (1, 24, 32), (448, 336))
+    part = embeds_part(tokens, 'float16')
+    body = _body(part, 'What?', (448, 336))
+    app = make_app(ScriptedResponder(), served_model=MODEL, uplink_mbps=2.0)
+    started = time.perf_counter()
+    [(status, reply)] = post_all(app, [body])
+    elapsed = time.perf_counter() - started
+    assert status == 400  # the scripted model takes no tokens: refused after the upload
+    upload_s = payload_bytes(part) * 8 / 2e6
+    assert payload_bytes(part) == 192 * 128 * 2 and upload_s == pytest.approx(0.196608)
+    assert elapsed >= upload_s
+    with pytest.raises(ValueError, match='uplink_mbps'):
+        make_app(ScriptedResponder(), uplink_mbps=0.0)

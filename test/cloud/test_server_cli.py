@@ -106,5 +106,5 @@ def test_cli_serves_a_local_checkpoint_behind_a_trace_and_a_key(monkeypatch):
         log.append(lines.get())
     text = ''.join(log)
     assert returncode == 0
-    assert re.search(r'kf1-1: 308x252 image, delay 0\.300 s', text), text
+    assert re.search(r'kf1-1: 308x252 image \(\d+ bytes\), upload 0\.000 s, delay 0\.300 s', text), text
     assert key not in text

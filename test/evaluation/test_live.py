@@ -220,3 +220,57 @@ def test_run_live_waits_for_the_cloud_through_the_bridge(tmp_path):
     assert all(1.5 <= r.latency_s < 5.0 for r in answered)
     assert all(r.source_stamp == r.frame_stamp and r.context_age_s is None for r in answered)
     assert all(split_reply(r.answer, (r.width, r.height))[0] for r in answered)
+
+
+@pytest.mark.slow
+def test_run_live_partitioned_sends_visual_tokens_the_cloud_decoder_answers(tmp_path):
+    from spotvlm_ros.cloud.client import CloudClientConfig
+    from spotvlm_ros.cloud.encoding import sent_image
+    from spotvlm_ros.cloud.replies import keyframe_prompt
+    from spotvlm_ros.cloud.responders import transformers_responder
+    from spotvlm_ros.evaluation.records import PARTITIONED
+    from spotvlm_ros.io.replay import load_bag
+    from spotvlm_ros.models.split import answer_from_tokens, encode_frame
+
+    bag = three_second_bag(tmp_path)
+    cloud = ROOT / 'models' / 'spotvlm-cloud'
+    records = run_live(bag, tmp_path / 'eval', QUESTION, [PARTITIONED], 'constant',
+                       {'delay_s': 0.5}, ROOT / 'models' / 'spotvlm-edge', cloud,
+                       ['edge_node:model.device=cpu'], timeout_s=240,
+                       link={'uplink_mbps': 2.0})
+
+    answered = [r for r in records if r.answered]
+    assert len(records) == 30 and len(answered) >= 20, f'{len(answered)} of 30 answered'
+    # 192 tokens x 128 values x 2 bytes up a 2 Mbit/s link: 0.197 s before the 0.5 s delay.
+    assert all(r.latency_s >= 0.5 + 0.196 for r in answered)
+    # What the live decoder said is what it says offline on the same frame's tokens.
+    responder = transformers_responder(str(cloud))
+    frames = load_bag(bag)
+    prompt, size = keyframe_prompt(CloudClientConfig(), frames[0].size)
+    for record in answered[::5]:
+        tokens = encode_frame(responder._backend, sent_image(frames[record.frame_index].image,
+                                                             size))
+        offline = answer_from_tokens(responder._backend, tokens, QUESTION, prompt).text
+        assert split_reply(record.answer, (record.width, record.height))[0] == \
+            split_reply(offline, (record.width, record.height))[0]
+    responder.close()
+
+
+def test_run_live_refuses_partitioned_with_the_simulated_cloud(tmp_path):
+    with pytest.raises(ValueError, match='visual tokens'):
+        run_live(tmp_path / 'scene', tmp_path / 'eval', QUESTION, ['partitioned'], 'constant',
+                 {'delay_s': 0.5}, 'edge', 'simulated')
+
+
+def test_live_mode_runs_the_asked_strategies_it_has(capsys):
+    import argparse
+
+    from spotvlm_ros.evaluation.main import live_strategies
+
+    asked = 'edge_only,offload,partitioned,cloud_wait,auto'
+    checkpoint = argparse.Namespace(strategies=asked, cloud=str(ROOT / 'models' / 'spotvlm-cloud'))
+    assert live_strategies(checkpoint) == ['edge_only', 'partitioned', 'cloud_wait', 'auto']
+    assert 'does not run offload' in capsys.readouterr().out
+    simulated = argparse.Namespace(strategies=asked, cloud='simulated')
+    assert live_strategies(simulated) == ['edge_only', 'cloud_wait', 'auto']
+    assert 'does not run offload, partitioned' in capsys.readouterr().out

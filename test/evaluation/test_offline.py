@@ -222,6 +222,17 @@ def test_auto_hedges_a_wait_with_an_edge_answer_given_at_the_deadline(frames, an
     assert known and all(r.answer_source == R.EDGE_ONLY and r.latency_s < 1.0 for r in known)
 
 
+def test_auto_told_not_to_wait_answers_at_once_as_the_edge_node_would(frames, answerer):
+    fast = constant(0.3)
+    table = _table_preferring(R.CLOUD_WAIT, LIGHT)
+    waiting = simulate(frames, [fast], answerer, OfflineSettings(every=5, calibration=table),
+                       [R.AUTO], [LIGHT])
+    assert {r.answer_source for r in waiting} == {R.CLOUD_WAIT}
+    settings = OfflineSettings(every=5, calibration=table, auto_wait=False)
+    auto = simulate(frames, [fast], answerer, settings, [R.AUTO], [LIGHT])
+    assert auto and all(r.answer_source != R.CLOUD_WAIT and r.latency_s < 0.3 for r in auto)
+
+
 def test_a_cost_model_charges_each_answer_by_its_tokens_and_images(frames, answerer):
     from spotvlm_ros.evaluation.edge_cost import EdgeCostModel
 

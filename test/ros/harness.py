@@ -31,6 +31,17 @@ EDGE = {'model.path': 'tiny', 'model.device': 'cpu', 'model.max_new_tokens': 4,
         'focus.token_budget': 64}
 
 
+def calibration_preferring(path: pathlib.Path, source: str, query: str) -> str:
+    """A calibration table at `path` that expects `source` to score 1.0 on `query` at every
+    context age, and every other source 0.5; its path."""
+    from spotvlm_ros.core.calibration import AGE_EDGES_S, MIN_SAMPLES, SOURCES, Sample, fit
+
+    ages = [None, 0.5] + [edge + 0.5 for edge in AGE_EDGES_S]
+    fit(Sample(s, query, 'vqa', age, 1.0 if s == source else 0.5)
+        for s in SOURCES for age in ages for _ in range(MIN_SAMPLES)).save(path)
+    return str(path)
+
+
 def start_node(name: str, log_dir: pathlib.Path, **params) -> subprocess.Popen:
     """One node process with the project's params file and these overrides."""
     log = open(log_dir / f'{name}-{time.monotonic_ns()}.log', 'w')

@@ -5,8 +5,7 @@ import time
 import pytest
 from spotvlm_msgs.msg import CloudContext
 
-from harness import edge_and_fuser
-from spotvlm_ros.core.calibration import AGE_EDGES_S, MIN_SAMPLES, SOURCES, Sample, fit
+from harness import calibration_preferring, edge_and_fuser
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 QUERY = 'What now?'
@@ -15,13 +14,11 @@ REPLY = 'A red light is ahead.'
 
 @pytest.fixture(scope='module')
 def rig(tmp_path_factory):
-    table = tmp_path_factory.mktemp('auto') / 'calibration.json'
-    ages = [None, 0.5] + [edge + 0.5 for edge in AGE_EDGES_S]
     # The newest cloud answer is expected to score best whenever one is back.
-    fit(Sample(s, QUERY, 'vqa', age, 1.0 if s == 'cloud_latest' else 0.5)
-        for s in SOURCES for age in ages for _ in range(MIN_SAMPLES)).save(table)
+    table = calibration_preferring(tmp_path_factory.mktemp('auto') / 'calibration.json',
+                                   'cloud_latest', QUERY)
     logs = tmp_path_factory.mktemp('auto-logs')
-    params = {'strategy': 'auto', 'auto.calibration': str(table), 'query': QUERY}
+    params = {'strategy': 'auto', 'auto.calibration': table, 'query': QUERY}
     with edge_and_fuser(logs, edge_params=params) as rigged:
         yield rigged
 

@@ -20,7 +20,8 @@ import aiohttp
 import numpy as np
 
 from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT, LOOPBACK_HOSTS
-from spotvlm_ros.cloud.encoding import encode_keyframe
+from spotvlm_ros.cloud.embeds import EMBED_DTYPES
+from spotvlm_ros.cloud.encoding import check_frame, encode_keyframe, sent_size
 from spotvlm_ros.cloud.grounding import GroundingError
 from spotvlm_ros.cloud.prompts import FORMAT_PIXELS, GROUNDING_FORMATS
 from spotvlm_ros.cloud.replies import answer_from_reply, keyframe_prompt
@@ -31,6 +32,10 @@ from spotvlm_ros.core.settings import check_settings, setting
 from spotvlm_ros.core.types import CloudAnswer
 
 log = logging.getLogger(__name__)
+
+SEND_IMAGE = 'image'
+SEND_VISUAL_TOKENS = 'visual_tokens'
+SEND_CHOICES = (SEND_IMAGE, SEND_VISUAL_TOKENS)
 
 
 class _Redactor(logging.Filter):
@@ -137,9 +142,22 @@ class CloudClientConfig:
         '{answer, regions: [{bbox_2d, label}]}), json_object, or none; the reply is read in '
         'that form first, then as prose plus a ```json fence; only the short answer becomes '
         'the history turn', one_of(RESPONSE_FORMATS))
+    # The partitioned baseline ("Distributed VLM"): the cloud's vision encoder runs here.
+    send: str = setting(
+        SEND_IMAGE, 'how a keyframe travels: image (a JPEG) or visual_tokens (the partitioned '
+        'baseline: encoder_model\'s vision encoder runs here and its tokens go as an '
+        'image_embeds part, which the local cloud server takes)', one_of(SEND_CHOICES))
+    encoder_model: str = setting(
+        '', 'send: visual_tokens: the served cloud checkpoint (folder, package://PKG/path or '
+        'cached hub id) whose vision encoder runs on this computer')
+    embeds_dtype: str = setting(
+        'float16', 'send: visual_tokens: how the tokens travel: float16, or int8 with one '
+        'float32 scale per token', one_of(EMBED_DTYPES))
 
     def __post_init__(self):
         check_settings(self)
+        require(self.send != SEND_VISUAL_TOKENS or self.encoder_model, 'encoder_model',
+                'send: visual_tokens needs the cloud checkpoint whose encoder runs here')
         require(self.max_image_side >= max(32, self.image_multiple), 'max_image_side',
                 f'must be >= 32 and >= image_multiple, got {self.max_image_side}')
         require(self.max_reply_bytes >= 1024, 'max_reply_bytes',
@@ -179,8 +197,13 @@ class CloudClient:
     """
 
     def __init__(self, config: CloudClientConfig, *, clock: Callable[[], float] = time.time,
-                 trace_configs: Sequence[aiohttp.TraceConfig] = ()):
+                 trace_configs: Sequence[aiohttp.TraceConfig] = (), encoder=None):
+        """encoder: with send: visual_tokens, what makes a keyframe's image_embeds part (a
+        VisualTokenEncoder, or anything with its `part(frame, size)`)."""
+        if (config.send == SEND_VISUAL_TOKENS) != (encoder is not None):
+            raise ValueError('send: visual_tokens goes with an encoder, and only it')
         self.config = config
+        self._encoder = encoder
         self._api_key = os.environ.get(config.api_key_env, '') if config.api_key_env else ''
         if self._api_key:
             _REDACTOR.secrets.add(self._api_key)
@@ -313,12 +336,11 @@ class CloudClient:
         """Encode, send with retries while time is left, parse; raises _Failure."""
         cfg = self.config
         try:
-            jpeg, size_sent = await asyncio.to_thread(
-                encode_keyframe, frame, cfg.jpeg_quality, cfg.max_image_side, cfg.image_multiple)
+            part, size_sent = await asyncio.to_thread(self._frame_part, frame)
         except ValueError as e:
             raise _Failure(STATUS_ERROR, str(e), retryable=False) from None
         prompt, _ = keyframe_prompt(cfg, _size_of(frame))  # names size_sent, as encoded
-        body = self._body(jpeg, prompt, ticket.query)
+        body = self._body(part, prompt, ticket.query)
         loop = asyncio.get_running_loop()
         for attempt in range(cfg.retries + 1):
             ticket.attempts = attempt + 1
@@ -345,13 +367,23 @@ class CloudClient:
             log.warning('keyframe %d: %s', ticket.seq, warning)
         return answer
 
-    def _body(self, jpeg: bytes, prompt: str, query: str) -> bytes:
-        """The chat-completions request: system prompt, then the image and the query."""
-        url = 'data:image/jpeg;base64,' + base64.b64encode(jpeg).decode('ascii')
+    def _frame_part(self, frame: np.ndarray) -> tuple[dict, tuple[int, int]]:
+        """(the content part that carries the keyframe, the (width, height) it was sent at)."""
+        cfg = self.config
+        if self._encoder is None:
+            jpeg, size = encode_keyframe(frame, cfg.jpeg_quality, cfg.max_image_side,
+                                         cfg.image_multiple)
+            url = 'data:image/jpeg;base64,' + base64.b64encode(jpeg).decode('ascii')
+            return {'type': 'image_url', 'image_url': {'url': url}}, size
+        check_frame(frame)
+        size = sent_size(frame.shape[1], frame.shape[0], cfg.max_image_side, cfg.image_multiple)
+        return self._encoder.part(frame, size), size
+
+    def _body(self, part: dict, prompt: str, query: str) -> bytes:
+        """The chat-completions request: system prompt, then the frame's part and the query."""
         messages = [
             {'role': 'system', 'content': prompt},
-            {'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': url}},
-                                         {'type': 'text', 'text': query}]},
+            {'role': 'user', 'content': [part, {'type': 'text', 'text': query}]},
         ]
         body = {'model': self.config.model, 'messages': messages,
                 'max_tokens': self.config.max_tokens, 'temperature': 0.0, 'stream': False}

@@ -17,21 +17,32 @@ def sent_size(width: int, height: int, max_side: int, multiple: int) -> tuple[in
     return side(width), side(height)
 
 
-def encode_keyframe(frame: np.ndarray, quality: int, max_side: int,
-                    multiple: int) -> tuple[bytes, tuple[int, int]]:
-    """The frame (HxWx3 uint8 RGB) as JPEG bytes, and the (width, height) encoded."""
+def check_frame(frame) -> None:
+    """ValueError unless `frame` is a non-empty HxWx3 uint8 array."""
     if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3
             and frame.dtype == np.uint8 and frame.size):
         raise ValueError(f'frame must be an HxWx3 uint8 array, got {_describe(frame)}')
+
+
+def encode_keyframe(frame: np.ndarray, quality: int, max_side: int,
+                    multiple: int) -> tuple[bytes, tuple[int, int]]:
+    """The frame (HxWx3 uint8 RGB) as JPEG bytes, and the (width, height) encoded."""
+    check_frame(frame)
     height, width = frame.shape[:2]
     size = sent_size(width, height, max_side, multiple)
-    if size != (width, height):
-        frame = resize_keyframe(frame, size)
+    frame = sent_image(frame, size)
     ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
                             [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError('JPEG encoding failed')
     return jpeg.tobytes(), size
+
+
+def sent_image(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The keyframe at the (width, height) it is sent at; itself when it has that size."""
+    if (frame.shape[1], frame.shape[0]) == tuple(size):
+        return frame
+    return resize_keyframe(frame, size)
 
 
 def resize_keyframe(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -26,7 +26,7 @@ from aiohttp import web
 from PIL import Image
 
 from spotvlm_ros.cloud import DEFAULT_CLOUD_MODEL, DEFAULT_PORT, LOOPBACK_HOSTS
-from spotvlm_ros.cloud.embeds import PART_TYPE, tokens_of_part
+from spotvlm_ros.cloud.embeds import PART_TYPE, payload_bytes, tokens_of_part
 from spotvlm_ros.cloud.responders import (
     Responder, UnsupportedInput, simulated_responder, transformers_responder)
 from spotvlm_ros.cloud.structured import structured_from_prose
@@ -64,6 +64,7 @@ class _State:
     trace: Optional[DelayTrace]
     outage_hold_s: float
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    uplink_mbps: Optional[float] = None  # the emulated uplink's rate; None: no upload time
     started: float = 0.0  # loop time at start-up; trace time is measured from it
     created: int = field(default_factory=lambda: int(time.time()))
     lock: Optional[asyncio.Lock] = None
@@ -84,6 +85,7 @@ class _Chat:
     stream: bool
     json_reply: bool = False  # response_format json_object / json_schema: answer in that form
     visual: list = field(default_factory=list)  # VisualTokens of image_embeds parts
+    payload_bytes: int = 0  # the frame as sent: image bytes, or visual-token values and scales
 
     @property
     def image_size(self) -> tuple:
@@ -105,16 +107,22 @@ class _BadRequest(Exception):
 def make_app(responder: Responder, *, served_model: Optional[str] = None, api_key: str = '',
              trace: Optional[DelayTrace] = None, outage_hold_s: float = DEFAULT_OUTAGE_HOLD_S,
              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-             max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> web.Application:
+             max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+             uplink_mbps: Optional[float] = None) -> web.Application:
     """An aiohttp app serving `responder` as /v1/chat/completions and /v1/models.
 
-    Images over `max_image_pixels` are refused with 413 before they are decoded.
+    Images over `max_image_pixels` are refused with 413 before they are decoded. With
+    `uplink_mbps`, a request's frame payload first takes its time up that link, then the
+    trace's delay (read when the upload ends) follows.
     """
     if not isinstance(max_image_pixels, int) or max_image_pixels < 1:
         raise ValueError(f'max_image_pixels must be a positive int, got {max_image_pixels!r}')
+    if uplink_mbps is not None and not (isinstance(uplink_mbps, (int, float))
+                                        and 0 < uplink_mbps < float('inf')):
+        raise ValueError(f'uplink_mbps must be a positive number, got {uplink_mbps!r}')
     app = web.Application(client_max_size=max_body_bytes)
     app[STATE] = _State(responder, served_model or responder.name or 'spotvlm-cloud',
-                        api_key, trace, outage_hold_s, max_image_pixels)
+                        api_key, trace, outage_hold_s, max_image_pixels, uplink_mbps)
     app.router.add_post('/v1/chat/completions', _chat_completions)
     app.router.add_get('/v1/models', _models)
     app.router.add_get('/health', _health)
@@ -165,6 +173,10 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
         log.info('%s: refused (%d): %s', request_id, e.status, e)
         return _error(e.status, str(e), code=e.code)
 
+    upload = 0.0
+    if state.uplink_mbps is not None:
+        upload = chat.payload_bytes * 8 / (state.uplink_mbps * 1e6)
+        await asyncio.sleep(upload)
     delay = 0.0
     if state.trace is not None:
         delay = state.trace.delay_at(asyncio.get_running_loop().time() - state.started)
@@ -193,11 +205,12 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
 
     width, height = chat.image_size
     sent_as = 'image' if chat.images else 'visual tokens'
-    log.info('%s: %dx%d %s, delay %.3f s, queue %.3f s, model %.3f s', request_id, width,
-             height, sent_as, delay, model_started - queued, done - model_started)
+    log.info('%s: %dx%d %s (%d bytes), upload %.3f s, delay %.3f s, queue %.3f s, '
+             'model %.3f s', request_id, width, height, sent_as, chat.payload_bytes, upload,
+             delay, model_started - queued, done - model_started)
     headers = {'Server-Timing': ', '.join(
         f'{name};dur={seconds * 1000:.2f}' for name, seconds in (
-            ('delay', delay), ('queue', model_started - queued),
+            ('upload', upload), ('delay', delay), ('queue', model_started - queued),
             ('model', done - model_started), ('total', done - started)))}
     if chat.json_reply:
         # Honoured the way a constrained decoder would: the model's prose and fenced boxes
@@ -243,7 +256,7 @@ def _parse_chat(body, served_model: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIX
     users = [m for m in messages if isinstance(m, dict) and m.get('role') == 'user']
     if not users:
         raise _BadRequest('no user message')
-    prompt, images, visual = _user_parts(users[-1].get('content'), max_pixels)
+    prompt, images, visual, payload = _user_parts(users[-1].get('content'), max_pixels)
     if len(images) + len(visual) == 0:
         raise _BadRequest('the last user message needs an image_url part (a data: URL) '
                           'or an image_embeds part')
@@ -256,7 +269,7 @@ def _parse_chat(body, served_model: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIX
     if not isinstance(stream, bool):
         raise _BadRequest("'stream' must be true or false")
     return _Chat(prompt, '\n'.join(system) or None, images, max_tokens, stream,
-                 _wants_json(body.get('response_format')), visual)
+                 _wants_json(body.get('response_format')), visual, payload)
 
 
 def _wants_json(fmt) -> bool:
@@ -281,13 +294,14 @@ def _text_of(content) -> str:
     return ''
 
 
-def _user_parts(content, max_pixels: int) -> tuple[str, list, list]:
-    """The text, the decoded images and the visual tokens of one user message's content."""
+def _user_parts(content, max_pixels: int) -> tuple[str, list, list, int]:
+    """The text, the decoded images, the visual tokens of one user message's content, and
+    the bytes its images or tokens took."""
     if isinstance(content, str):
-        return content, [], []
+        return content, [], [], 0
     if not isinstance(content, list):
         raise _BadRequest('message content must be a string or a list of parts')
-    texts, images, visual = [], [], []
+    texts, images, visual, payload = [], [], [], 0
     for part in content:
         if not isinstance(part, dict):
             raise _BadRequest('each content part must be an object')
@@ -296,33 +310,38 @@ def _user_parts(content, max_pixels: int) -> tuple[str, list, list]:
         elif part.get('type') == 'image_url':
             url = part.get('image_url')
             url = url.get('url') if isinstance(url, dict) else url
-            images.append(_decode_data_url(url, len(images) + 1, max_pixels))
+            image, size = _decode_data_url(url, len(images) + 1, max_pixels)
+            images.append(image)
+            payload += size
         elif part.get('type') == PART_TYPE:
             try:
                 visual.append(tokens_of_part(part))
+                payload += payload_bytes(part)
             except ValueError as e:
                 raise _BadRequest(str(e)) from None
         else:
             raise _BadRequest(f'unsupported content part type {str(part.get("type"))[:40]!r}')
-    return '\n'.join(texts), images, visual
+    return '\n'.join(texts), images, visual, payload
 
 
-def _decode_data_url(url, number: int, max_pixels: int) -> np.ndarray:
-    """An image_url's data: URL as an HxWx3 uint8 RGB array; at most `max_pixels` pixels."""
+def _decode_data_url(url, number: int, max_pixels: int) -> tuple[np.ndarray, int]:
+    """An image_url's data: URL as an HxWx3 uint8 RGB array (at most `max_pixels` pixels),
+    and the bytes of the encoded image."""
     if not isinstance(url, str) or not url.startswith('data:image/'):
         raise _BadRequest(f'image {number}: only data:image/... URLs are served offline')
     header, _, payload = url.partition(',')
     if not header.endswith(';base64'):
         raise _BadRequest(f'image {number}: the data URL must be base64')
     try:
-        with Image.open(io.BytesIO(base64.b64decode(payload, validate=True))) as image:
+        data = base64.b64decode(payload, validate=True)
+        with Image.open(io.BytesIO(data)) as image:
             # The size is in the header: refuse before a single pixel is decoded.
             width, height = image.size
             if width * height > max_pixels:
                 raise _BadRequest(f'image {number} is {width}x{height} = {width * height} '
                                   f'pixels; this server accepts at most {max_pixels}', 413,
                                   'image_too_large')
-            return np.asarray(image.convert('RGB'))
+            return np.asarray(image.convert('RGB')), len(data)
     except (binascii.Error, OSError, ValueError, Image.DecompressionBombError) as e:
         raise _BadRequest(f'image {number} could not be decoded: {type(e).__name__}') from None
 
@@ -407,12 +426,14 @@ def run_server(responder: Responder, *, host: str = DEFAULT_HOST, port: int = DE
                served_model: Optional[str] = None, api_key: str = '',
                trace: Optional[DelayTrace] = None,
                outage_hold_s: float = DEFAULT_OUTAGE_HOLD_S,
-               max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+               max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+               uplink_mbps: Optional[float] = None) -> None:
     """Serve `responder` until SIGINT or SIGTERM (blocking)."""
     if host not in LOOPBACK_HOSTS and not api_key:
         log.warning('serving on %s without an API key: anyone who reaches it can use it', host)
     app = make_app(responder, served_model=served_model, api_key=api_key, trace=trace,
-                   outage_hold_s=outage_hold_s, max_image_pixels=max_image_pixels)
+                   outage_hold_s=outage_hold_s, max_image_pixels=max_image_pixels,
+                   uplink_mbps=uplink_mbps)
     asyncio.run(_serve_until_stopped(app, host, port))
 
 
@@ -492,6 +513,10 @@ def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0, help='seed of a generated trace')
     parser.add_argument('--outage-hold-s', type=float, default=DEFAULT_OUTAGE_HOLD_S,
                         help='how long a request sent during an outage is held before dropping')
+    parser.add_argument('--uplink-mbps', type=float, default=None,
+                        help="emulate the client's uplink: a request's image or visual-token "
+                             'bytes take this rate (Mbit/s) before the trace delay starts '
+                             '(default: no upload time)')
     parser.add_argument('--max-image-pixels', type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
                         help='larger images are refused with 413 (default: %(default)s)')
     parser.add_argument('--device', default='cpu')
@@ -533,6 +558,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     if trace is not None:
         log.info('latency trace %r: %s', trace.name, trace.summary())
+    if args.uplink_mbps is not None and not 0 < args.uplink_mbps < float('inf'):
+        print(f'cloud-server: --uplink-mbps must be a positive number, got {args.uplink_mbps:g}',
+              file=sys.stderr)
+        return 2
 
     try:
         responder = _responder(args)
@@ -544,7 +573,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    served_model=args.served_model_name or (
                        DEFAULT_CLOUD_MODEL if args.model == DEFAULT_CLOUD_CHECKPOINT else args.model),
                    api_key=api_key, trace=trace, outage_hold_s=args.outage_hold_s,
-                   max_image_pixels=args.max_image_pixels)
+                   max_image_pixels=args.max_image_pixels, uplink_mbps=args.uplink_mbps)
     finally:
         responder.close()
     return 0

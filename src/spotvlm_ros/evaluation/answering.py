@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from spotvlm_ros.cloud.embeds import embeds_part, payload_bytes, tokens_of_part
-from spotvlm_ros.cloud.encoding import resize_keyframe
+from spotvlm_ros.cloud.encoding import sent_image
 from spotvlm_ros.cloud.replies import answer_from_reply, keyframe_prompt
 from spotvlm_ros.core.composition import EdgeInputs
 from spotvlm_ros.evaluation.edge_cost import EdgeCostModel
@@ -178,10 +178,3 @@ class Answerer:
                                           frame.stamp, 0, question, model)
             raw = Answer(reply.text, self.cloud_cost_s, reply.prompt_tokens, reply.new_tokens)
             self._cloud[(frame.index, question)] = (parsed, raw)
-
-
-def sent_image(image, size: tuple):
-    """The keyframe at the (width, height) the bridge sends it at."""
-    if (image.shape[1], image.shape[0]) == tuple(size):
-        return image
-    return resize_keyframe(image, size)

@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Optional, Sequence, Union
 from spotvlm_ros.core.regions import fenced_reply, region_items
 from spotvlm_ros.core.types import Region
 from spotvlm_ros.evaluation.records import (
-    AUTO, CLOUD_WAIT, EDGE_ONLY, LIVE_STRATEGIES, AnswerRecord)
+    AUTO, CLOUD_WAIT, EDGE_ONLY, LIVE_STRATEGIES, PARTITIONED, AnswerRecord)
 from spotvlm_ros.io.bags import (
     ANSWER_TYPE, CLOUD_CONTEXT_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore)
 from spotvlm_ros.io.replay import IMAGE_TOPIC
@@ -35,6 +35,14 @@ CLOUD_WAIT_PARAMS = ('cloud_bridge:keyframe.min_interval_s=0.0',
                      'cloud_bridge:keyframe.max_interval_s=0.001',
                      'cloud_bridge:keyframe.max_in_flight=64',
                      'cloud_bridge:cloud.max_in_flight=64')
+# partitioned: the same, each frame sent as its visual tokens (the encoder: the served
+# checkpoint's own, which `spotvlm run` sets) up an emulated uplink, as offline counts it.
+PARTITIONED_PARAMS = CLOUD_WAIT_PARAMS + ('cloud_bridge:cloud.send=visual_tokens',)
+# auto: the edge node asks the bridge for the frames it waits on; the client sends them all
+# at once, as offline assumes.
+AUTO_PARAMS = ('cloud_bridge:cloud.max_in_flight=64',)
+# The strategies whose answers are the bridge's replies; the edge node answers edge_only.
+BRIDGE_STRATEGIES = (CLOUD_WAIT, PARTITIONED)
 _STATUS_OK = 0  # CloudContext.STATUS_OK
 
 
@@ -73,9 +81,9 @@ def read_answer_bag(path: Union[str, pathlib.Path]) -> tuple:
     return tuple([m for _, m in found[t]] for t in (GROUND_TRUTH_TYPE, ANSWER_TYPE))
 
 
-def cloud_wait_answers(replies: Sequence[tuple]) -> list:
+def bridge_answers(replies: Sequence[tuple], strategy: str = CLOUD_WAIT) -> list:
     """The bridge's good replies, (log time ns, CloudContext) as a recorded bag holds them, as
-    answers to the frames they are about.
+    `strategy`'s answers to the frames they are about.
 
     The text is the reply as the cloud wrote it (short answer, regions in a ```json fence), as
     offline scores it; the latency is when the recorder heard the reply (its log time, on the
@@ -91,7 +99,7 @@ def cloud_wait_answers(replies: Sequence[tuple]) -> list:
             answer=fenced_reply(reply.answer, items) if items else reply.answer,
             latency_s=(logged_ns - _stamp_ns(reply.header)) / 1e9, context_age_s=-1.0,
             used_context=False, used_focus=False, prompt_tokens=0, new_tokens=0,
-            source=CLOUD_WAIT))
+            source=strategy))
     return answers
 
 
@@ -128,8 +136,8 @@ def live_records(answer_bag: Union[str, pathlib.Path], trace_name: str, mean_del
     """
     found = _read(answer_bag, (GROUND_TRUTH_TYPE, ANSWER_TYPE, CLOUD_CONTEXT_TYPE))
     truths = [m for _, m in found[GROUND_TRUTH_TYPE]]
-    answers = cloud_wait_answers(found[CLOUD_CONTEXT_TYPE]) if strategy == CLOUD_WAIT else \
-        [m for _, m in found[ANSWER_TYPE]]
+    answers = bridge_answers(found[CLOUD_CONTEXT_TYPE], strategy) \
+        if strategy in BRIDGE_STRATEGIES else [m for _, m in found[ANSWER_TYPE]]
     question = _question_of(answers, question, answer_bag)
     frames = {}
     for truth in truths:
@@ -201,20 +209,34 @@ def trace_mean_delay_s(trace: str, trace_params=(), duration_s: float = 10.0,
 
 
 # running ----------------------------------------------------------------------------------
+def check_partitioned(cloud_model) -> None:
+    """ValueError unless live partitioned can run with `cloud_model`."""
+    if is_simulated(cloud_model):
+        raise ValueError('live partitioned needs a cloud checkpoint: the simulated model '
+                         'answers from the frame it is sent, not from visual tokens')
+
+
 def run_arguments(bag, question: str, strategy: str, trace: str, trace_params, edge_model,
                   cloud_model, record, extra_params: Sequence[str] = (), seed: int = 0,
-                  grace_s: float = 3.0) -> list:
+                  grace_s: float = 3.0, link: Optional[Mapping] = None) -> list:
     """`spotvlm run` arguments for one run recorded into the bag `record` (extra_params:
-    'NODE:NAME=VALUE', after ours, so they win)."""
+    'NODE:NAME=VALUE', after ours, so they win; link: partitioned's {'uplink_mbps': ...,
+    'embeds_dtype': ...}, default 10 Mbit/s and float16, as offline)."""
     args = ['--bag', str(pathlib.Path(bag).resolve()), '--seed', str(seed),
             '--grace', str(grace_s), '--cloud-model',
             str(cloud_model if is_simulated(cloud_model) else pathlib.Path(cloud_model).resolve()),
             '--trace', trace, '--record', str(record)]
     for param in _trace_param_list(trace_params):
         args += ['--trace-param', param]
-    on_edge = EDGE_ONLY if strategy == CLOUD_WAIT else strategy
-    params = [f'edge_node:strategy={on_edge}',
-              *(CLOUD_WAIT_PARAMS if strategy == CLOUD_WAIT else ()),
+    bridge = {CLOUD_WAIT: CLOUD_WAIT_PARAMS, PARTITIONED: PARTITIONED_PARAMS,
+              AUTO: AUTO_PARAMS}.get(strategy, ())
+    if strategy == PARTITIONED:
+        check_partitioned(cloud_model)
+        link = {'uplink_mbps': 10.0, 'embeds_dtype': 'float16', **(link or {})}
+        args += ['--uplink-mbps', str(link['uplink_mbps'])]
+        bridge += (f'cloud_bridge:cloud.embeds_dtype={link["embeds_dtype"]}',)
+    on_edge = EDGE_ONLY if strategy in BRIDGE_STRATEGIES else strategy
+    params = [f'edge_node:strategy={on_edge}', *bridge,
               f'edge_node:query={question}',
               f'cloud_bridge:query={question}',
               f'edge_node:model.path={pathlib.Path(edge_model).resolve()}',
@@ -270,14 +292,15 @@ def _run_one(cmd: list, strategy: str, log_dir: pathlib.Path, timeout_s: float) 
 def run_live(bag: Union[str, pathlib.Path], out_dir: Union[str, pathlib.Path], question: str,
              strategies: Sequence[str], trace: str, trace_params, edge_model, cloud_model,
              extra_params: Sequence[str] = (), timeout_s: float = DEFAULT_TIMEOUT_S, *,
-             trace_name: Optional[str] = None, seed: int = 0, grace_s: float = 3.0) -> list:
+             trace_name: Optional[str] = None, seed: int = 0, grace_s: float = 3.0,
+             link: Optional[Mapping] = None) -> list:
     """Run the nodes live on `bag` once per strategy; every strategy's records, in order.
 
     Each run (``spotvlm run --record``, a subprocess) records its answers and ground truth
     into ``out_dir/live/<strategy>`` (an existing bag there is replaced), its output into
     ``out_dir/live/<strategy>.{out,err}.log``. trace_params: {'delay_s': 1.0} or
     ['delay_s=1.0']; trace_name (default: `trace`) names the trace in the records; timeout_s
-    bounds each strategy's run.
+    bounds each strategy's run; link: partitioned's uplink (see run_arguments).
 
     image_source stamps a frame's ground truth like the frame (restamped or not), and an
     EdgeAnswer carries its frame's header: answers and ground truth match by stamp, exactly.
@@ -294,6 +317,8 @@ def run_live(bag: Union[str, pathlib.Path], out_dir: Union[str, pathlib.Path], q
     for strategy in strategies:
         if strategy not in LIVE_STRATEGIES:
             raise ValueError(f'live mode runs only {LIVE_STRATEGIES}, not {strategy!r}')
+        if strategy == PARTITIONED:
+            check_partitioned(cloud_model)
     live_dir = pathlib.Path(out_dir) / 'live'
     live_dir.mkdir(parents=True, exist_ok=True)
     truths = read_ground_truth(bag)
@@ -306,7 +331,7 @@ def run_live(bag: Union[str, pathlib.Path], out_dir: Union[str, pathlib.Path], q
         if path.exists():
             shutil.rmtree(path)
         cmd = run_command(bag, question, strategy, trace, trace_params, edge_model, cloud_model,
-                          path, extra_params, seed, grace_s)
+                          path, extra_params, seed, grace_s, link)
         started = time.monotonic()
         _run_one(cmd, strategy, live_dir, timeout_s)
         recorded_truths, recorded_answers = read_answer_bag(path)

@@ -138,6 +138,7 @@ def settings_from(args, params: dict):
         embeds_dtype=args.embeds_dtype,
         calibration=CalibrationTable.load(args.calibration) if R.AUTO in strategies_of(args)
         else None,
+        auto_wait=edge.get('auto.wait', True),  # the edge node's default: it may wait
         frame_ring_size=int(fuser.get('frame_ring_size', 30)),
         context=config_from(fuser, 'context', ContextConfig),
         focus=config_from(edge, 'focus', FocusConfig),
@@ -189,16 +190,30 @@ def run_offline(args, frames, params: dict, settings, models=None) -> list:
     return [score_record(r) for r in records]
 
 
-def run_live(args, bag: Path) -> list:
-    """The real nodes on the bag for the strategies live mode runs, scored."""
+def live_strategies(args) -> list:
+    """The --strategies live mode runs: those it has, partitioned only with a checkpoint
+    cloud (the simulated one cannot read visual tokens)."""
+    wanted = strategies_of(args)
+    skipped = [s for s in wanted if s not in R.LIVE_STRATEGIES]
+    if R.PARTITIONED in wanted and is_simulated(args.cloud):
+        skipped.append(R.PARTITIONED)
+    if skipped:
+        print(f'live mode does not run {", ".join(skipped)} (offline only here)', flush=True)
+    return [s for s in wanted if s not in skipped]
+
+
+def run_live(args, bag: Path, strategies: list) -> list:
+    """The real nodes on the bag for these strategies, scored."""
     from spotvlm_ros.evaluation.live import run_live as live
     from spotvlm_ros.evaluation.metrics import score_record
 
     kind, trace_params = split_spec(args.live_trace)
-    records = live(bag, Path(args.out), args.live_question, R.LIVE_STRATEGIES,
+    records = live(bag, Path(args.out), args.live_question, strategies,
                    kind, trace_params, args.edge, args.cloud,
-                   extra_params=list(DEFAULT_OVERRIDES) + list(args.param),
-                   trace_name=args.live_trace, seed=args.seed)
+                   extra_params=[*DEFAULT_OVERRIDES, f'edge_node:auto.deadline_s={args.deadline}',
+                                 *args.param],
+                   trace_name=args.live_trace, seed=args.seed,
+                   link={'uplink_mbps': args.uplink_mbps, 'embeds_dtype': args.embeds_dtype})
     return [score_record(r) for r in records]
 
 
@@ -354,12 +369,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.live:
         # The same question, trace and strategies offline, on every frame as live answers them.
         frames = load_bag(bags[0], max_frames=args.max_frames)
+        strategies = live_strategies(args)
         live_args = argparse.Namespace(**{**vars(args), 'question': [args.live_question],
                                           'trace': [args.live_trace],
-                                          'strategies': ','.join(R.LIVE_STRATEGIES)})
+                                          'strategies': ','.join(strategies)})
         every_frame = dataclasses.replace(settings, every=1)
         offline = run_offline(live_args, frames, params, every_frame)
-        live = run_live(args, bags[0])
+        live = run_live(args, bags[0], strategies)
         write_jsonl(Path(args.out) / 'live' / 'records.jsonl', live)
         live_answered = {row['strategy']: row['answered_rate']
                          for row in summarise(live, settings.deadline_s)}

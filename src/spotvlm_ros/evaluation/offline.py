@@ -12,7 +12,7 @@ from typing import Callable, Optional, Sequence
 
 from spotvlm_ros.cloud.embeds import EMBED_DTYPES
 from spotvlm_ros.core.calibration import CalibrationTable, choose_source
-from spotvlm_ros.core.checks import non_negative, positive, positive_int, require
+from spotvlm_ros.core.checks import boolean, non_negative, positive, positive_int, require
 from spotvlm_ros.core.composition import edge_inputs, fuse, strategy as strategy_named
 from spotvlm_ros.core.compression import tokenizer_counter, word_count
 from spotvlm_ros.core.context import ContextConfig, ContextStore
@@ -43,6 +43,7 @@ class OfflineSettings:
     uplink_mbps: float = 10.0
     embeds_dtype: str = 'float16'
     calibration: Optional[CalibrationTable] = None  # auto's table (spotvlm calibrate)
+    auto_wait: bool = True  # auto may wait for the cloud (the edge node's auto.wait)
     frame_ring_size: int = 30  # the fuser's ring: older keyframes are not at hand for flow
     context: ContextConfig = ContextConfig()
     focus: FocusConfig = FocusConfig()
@@ -57,6 +58,7 @@ class OfflineSettings:
         positive('cloud_timeout_s', self.cloud_timeout_s)
         non_negative('encoder_cost_s', self.encoder_cost_s)
         positive('uplink_mbps', self.uplink_mbps)
+        boolean('auto_wait', self.auto_wait)
         require(self.embeds_dtype in EMBED_DTYPES, 'embeds_dtype',
                 f'one of {", ".join(EMBED_DTYPES)}, got {self.embeds_dtype!r}')
         positive_int('frame_ring_size', self.frame_ring_size)
@@ -235,7 +237,7 @@ class _Replay:
             predicted = last_round_trip(self.requests, frame.stamp)
             record.answer_source = choose_source(
                 table, truth.question, frame.stamp, newest_stamp,
-                can_wait=predicted is None or predicted <= deadline)
+                can_wait=self.settings.auto_wait and (predicted is None or predicted <= deadline))
             if record.answer_source == R.CLOUD_WAIT:
                 hedge = self.record(R.AUTO, frame, truth)
                 hedge.answer_source = choose_source(table, truth.question, frame.stamp,

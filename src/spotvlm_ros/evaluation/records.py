@@ -13,8 +13,9 @@ from spotvlm_ros.core.composition import (  # noqa: F401
     AUTO, CLOUD_LATEST, CLOUD_WAIT, CONTEXT_TRANSFER, EDGE_ONLY, EDGE_OWN_HISTORY, FOCUS_ONLY,
     NODE_STRATEGIES, OFFLOAD, PARTITIONED, REPLACEMENT_ONLY, STRATEGIES)
 
-# What live mode runs: the edge node's strategies, and the cloud waited for through the bridge.
-LIVE_STRATEGIES = NODE_STRATEGIES + (CLOUD_WAIT,)
+# What live mode runs: the edge node's strategies, and the cloud waited for through the bridge,
+# sent the frame or (partitioned) its visual tokens.
+LIVE_STRATEGIES = NODE_STRATEGIES + (CLOUD_WAIT, PARTITIONED)
 
 
 @dataclass

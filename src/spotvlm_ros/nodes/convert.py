@@ -32,6 +32,11 @@ def to_sec(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
+def stamp_key(header) -> tuple:
+    """A frame's identity across nodes: its header's stamp, exactly, as (sec, nanosec)."""
+    return header.stamp.sec, header.stamp.nanosec
+
+
 def to_stamp(seconds: float) -> Time:
     """A builtin_interfaces/Time from seconds (negative clamps to zero)."""
     nanos = max(0, round(seconds * 1e9))

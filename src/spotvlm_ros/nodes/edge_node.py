@@ -19,21 +19,23 @@ from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.task import Future
 from sensor_msgs.msg import Image
 from spotvlm_msgs.action import Ask
-from spotvlm_msgs.msg import EdgeAnswer, FusedContext
+from spotvlm_msgs.msg import CloudContext, CloudRequest, EdgeAnswer, FusedContext
 from std_msgs.msg import String
 
 from spotvlm_ros.core.calibration import CalibrationTable, choose_source
-from spotvlm_ros.core.composition import AUTO, CLOUD_LATEST, edge_inputs
+from spotvlm_ros.core.composition import AUTO, CLOUD_LATEST, CLOUD_WAIT, edge_inputs
 from spotvlm_ros.core.regions import fenced_reply, region_items
 from spotvlm_ros.core.types import SOURCE_CLOUD
 from spotvlm_ros.models.base import EdgeBackend, ModelLoadError
 from spotvlm_ros.models.factory import make_backend
 from spotvlm_ros.nodes import convert
+from spotvlm_ros.nodes.cloud_waits import CloudWaits
 from spotvlm_ros.nodes.diagnostics import (
     DiagnosticsPublisher, RollingStats, make_status, threshold_level, worst)
 from spotvlm_ros.nodes.images import frame_or_skip, subscribe_images
 from spotvlm_ros.nodes.params import declare_node
-from spotvlm_ros.nodes.qos import ANSWER_QOS, FUSED_CONTEXT_QOS, image_qos
+from spotvlm_ros.nodes.qos import (
+    ANSWER_QOS, CLOUD_CONTEXT_QOS, CLOUD_REQUEST_QOS, FUSED_CONTEXT_QOS, image_qos)
 from spotvlm_ros.nodes.runner import run_node
 from spotvlm_ros.share import resolve as resolve_share_path
 
@@ -54,6 +56,7 @@ class Job:
     on_text: Optional[Callable[[str], None]] = None
     done: Optional[Callable[[EdgeAnswer], None]] = None
     dropped_before: int = 0
+    held: bool = False  # auto waits for the cloud: the answer is a hedge, given by CloudWaits
     # Wall-clock seconds at each stage, in order: callback, converted, taken, planned,
     # inferred, publish; on ~/stage_times when diagnostics.stage_times is set (benchmarks).
     marks: dict = field(default_factory=dict)
@@ -93,6 +96,14 @@ class EdgeNode(LifecycleNode):
         self.create_subscription(FusedContext, 'fused_context', self._on_context,
                                  FUSED_CONTEXT_QOS, callback_group=self._group)
         self.create_subscription(String, 'query', self._on_query, 10, callback_group=self._group)
+        self.waits: Optional[CloudWaits] = None
+        self._requests = None
+        if self.strategy == AUTO and self.params.auto.wait:
+            self.waits = CloudWaits(self.params.auto.deadline_s, self._give, self._now)
+            self._requests = self.create_publisher(CloudRequest, 'cloud_request',
+                                                   CLOUD_REQUEST_QOS)
+            self.create_subscription(CloudContext, 'cloud_context', self.waits.on_reply,
+                                     CLOUD_CONTEXT_QOS, callback_group=self._group)
         self._ask_server = ActionServer(
             self, Ask, 'ask', self._execute_ask, goal_callback=self._accept_ask,
             cancel_callback=lambda _: CancelResponse.REJECT, callback_group=self._group)
@@ -147,6 +158,8 @@ class EdgeNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=30)
             self._worker = None
+        if self.waits is not None:
+            self.waits.close()
         if self.backend is not None:
             self.backend.close()
             self.backend = None
@@ -240,12 +253,23 @@ class EdgeNode(LifecycleNode):
                 answer = EdgeAnswer(header=job.header, query=job.query)
             if job.done is not None:
                 job.done(answer)
+            elif answer.model and job.held:
+                self.waits.hold(answer)
             elif answer.model:
                 job.marks['publish'] = time.time()
                 self._answers.publish(answer)
                 if self._stages is not None:
                     self._stages.publish(stage_times(job, answer))
         self._fail_pending_asks()
+
+    def _give(self, answer: EdgeAnswer) -> None:
+        """Publish an answer auto held while it waited for the cloud, its latency as given."""
+        answer.latency_s = self._now() - convert.to_sec(answer.header.stamp)
+        if self._answers is not None and self._active:  # none once stopping
+            self._answers.publish(answer)
+
+    def _now(self) -> float:
+        return convert.to_sec(self.get_clock().now().to_msg())
 
     def _fail_pending_asks(self) -> None:
         with self._cond:
@@ -258,7 +282,12 @@ class EdgeNode(LifecycleNode):
         stamp = convert.to_sec(job.header.stamp)
         context = self._fresh_context(stamp) if job.use_context else None
         fused = convert.fused_from_msg(context) if context is not None else None
-        source, cloud_turn = self._source(job.query, fused, stamp)
+        can_wait = self.waits is not None and job.done is None and self.waits.can_wait()
+        source, cloud_turn = self._source(job.query, fused, stamp, can_wait)
+        if source == CLOUD_WAIT:  # ask for this frame, then make the hedge meanwhile
+            self._requests.publish(CloudRequest(header=job.header, query=job.query))
+            job.held = True
+            source, cloud_turn = self._source(job.query, fused, stamp)
         if source == CLOUD_LATEST and cloud_turn is None:
             self.counts['no_cloud_answer'] += 1
             return EdgeAnswer(header=job.header, query=job.query)  # nothing yet: not published
@@ -275,12 +304,12 @@ class EdgeNode(LifecycleNode):
             msg = self._model_answer(job, source, fused, stamp)
             msg.has_context = context is not None and context.has_context
         self.counts['answered'] += 1
-        msg.latency_s = convert.to_sec(self.get_clock().now().to_msg()) - stamp
+        msg.latency_s = self._now() - stamp
         return msg
 
-    def _source(self, query: str, fused, stamp: float) -> tuple:
+    def _source(self, query: str, fused, stamp: float, can_wait: bool = False) -> tuple:
         """(the source answering this frame, the newest cloud turn about `query`, for
-        cloud_latest and auto)."""
+        cloud_latest and auto); auto may choose the cloud waited for when `can_wait`."""
         if self.strategy not in (AUTO, CLOUD_LATEST):
             return self.strategy, None
         turns = [t for t in (fused.turns if fused else ()) if t.source == SOURCE_CLOUD
@@ -289,9 +318,8 @@ class EdgeNode(LifecycleNode):
         newest = max(turns, key=lambda t: t.source_stamp, default=None)
         if self.strategy == CLOUD_LATEST:
             return CLOUD_LATEST, newest
-        # The cloud waited for is not a choice here: the bridge sends keyframes, not this frame.
         return choose_source(self.calibration, query, stamp,
-                             None if newest is None else newest.source_stamp), newest
+                             None if newest is None else newest.source_stamp, can_wait), newest
 
     def _model_answer(self, job: Job, source: str, fused, stamp: float) -> EdgeAnswer:
         """The edge model's answer under `source`'s inputs."""
@@ -373,7 +401,8 @@ class EdgeNode(LifecycleNode):
         return make_status(self, level, message, {
             'model_loaded': loaded, 'model': self.params.model.path, 'strategy': self.strategy,
             'inference_p50_s': p50, 'inference_p95_s': p95, 'drop_ratio': drop_ratio,
-            'context_age_s': age, 'context_stale': stale_since is not None, **self.counts})
+            'context_age_s': age, 'context_stale': stale_since is not None, **self.counts,
+            **(self.waits.counts if self.waits is not None else {})})
 
 
 def stage_times(job: Job, answer: EdgeAnswer) -> DiagnosticArray:

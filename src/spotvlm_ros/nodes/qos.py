@@ -20,6 +20,9 @@ CLOUD_CONTEXT_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
 FUSED_CONTEXT_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                                reliability=ReliabilityPolicy.RELIABLE,
                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# The edge node's requests for one frame's cloud answer: each is a wait; none may be lost.
+CLOUD_REQUEST_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
+                               reliability=ReliabilityPolicy.RELIABLE)
 # Answers: planners must not miss one.
 ANSWER_QOS = QoSProfile(depth=20, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spotvlm_ros.cloud.client import CloudClientConfig
-from spotvlm_ros.core.checks import boolean, non_empty, non_negative, one_of, positive, positive_int
+from spotvlm_ros.core.checks import (
+    boolean, non_empty, non_negative, non_negative_int, one_of, positive, positive_int)
 from spotvlm_ros.core.composition import CONTEXT_TRANSFER, NODE_STRATEGIES
 from spotvlm_ros.core.context import ContextConfig
 from spotvlm_ros.core.focus import FocusConfig
@@ -126,6 +127,14 @@ class EdgeAutoConfig(Settings):
     calibration: str = setting(
         DEFAULT_CALIBRATION, 'its table of expected accuracy per source, question and context '
         'age (spotvlm calibrate; package://PKG/path or a file); read only by strategy auto')
+    wait: bool = setting(
+        True, 'auto may wait for the cloud: where its table expects the cloud\'s answer on this '
+        'very frame to score best and the last round trip met deadline_s (or none is known '
+        'yet), it asks the bridge for the frame (cloud_request), answers meanwhile from the '
+        'best other source, and gives the cloud\'s reply if it is back by the deadline, else '
+        'that answer then', boolean)
+    deadline_s: float = setting(1.0, "seconds after a frame's stamp that a wait may last",
+                                positive)
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,9 @@ class CloudBridgeConfig(CameraInputConfig):
     """What cloud_bridge asks."""
 
     query: str = setting(DEFAULT_QUERY, 'question sent with every keyframe')
+    request_ring_size: int = setting(
+        10, "recent frames held for the edge node's cloud_request (auto's waits); 0: requests "
+        'are not served', non_negative_int)
 
 
 @dataclass(frozen=True)
