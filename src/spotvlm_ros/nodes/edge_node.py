@@ -282,7 +282,9 @@ class EdgeNode(LifecycleNode):
         stamp = convert.to_sec(job.header.stamp)
         context = self._fresh_context(stamp) if job.use_context else None
         fused = convert.fused_from_msg(context) if context is not None else None
-        can_wait = self.waits is not None and job.done is None and self.waits.can_wait()
+        # A wait needs a bridge that serves requests (none with --no-cloud: no wait at all).
+        can_wait = self.waits is not None and job.done is None and self.waits.can_wait() \
+            and self._requests.get_subscription_count() > 0
         source, cloud_turn = self._source(job.query, fused, stamp, can_wait)
         if source == CLOUD_WAIT:  # ask for this frame, then make the hedge meanwhile
             self._requests.publish(CloudRequest(header=job.header, query=job.query))

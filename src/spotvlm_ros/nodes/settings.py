@@ -129,8 +129,8 @@ class EdgeAutoConfig(Settings):
         'age (spotvlm calibrate; package://PKG/path or a file); read only by strategy auto')
     wait: bool = setting(
         True, 'auto may wait for the cloud: where its table expects the cloud\'s answer on this '
-        'very frame to score best and the last round trip met deadline_s (or none is known '
-        'yet), it asks the bridge for the frame (cloud_request), answers meanwhile from the '
+        'very frame to score best, the last round trip met deadline_s (or none is known yet) '
+        'and a bridge listens on cloud_request, it asks for the frame, answers meanwhile from the '
         'best other source, and gives the cloud\'s reply if it is back by the deadline, else '
         'that answer then', boolean)
     deadline_s: float = setting(1.0, "seconds after a frame's stamp that a wait may last",
