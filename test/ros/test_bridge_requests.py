@@ -15,13 +15,13 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 QUERY = 'What now?'
 
 
-def test_the_bridge_sends_each_requested_frame_once_even_before_it_arrives(tmp_path):
+def test_the_bridge_sends_each_requested_frame_it_holds_once_even_before_it_arrives(tmp_path):
     server, port = start_cloud_server(tmp_path, 0.3)
     # The policy sends the first frame and then none for 100 s: every other reply is a request's.
     bridge = start_node('cloud_bridge', tmp_path, **{
         'cloud.base_url': f'http://127.0.0.1:{port}/v1', 'cloud.model': 'tiny',
         'cloud.api_key_env': '', 'keyframe.min_interval_s': 100.0,
-        'keyframe.max_interval_s': 200.0, 'query': QUERY})
+        'keyframe.max_interval_s': 200.0, 'query': QUERY, 'request_ring_size': 3})
     probe = Probe()
     replies = []
     probe.node.create_subscription(CloudContext, 'cloud_context', replies.append,
@@ -32,7 +32,8 @@ def test_the_bridge_sends_each_requested_frame_once_even_before_it_arrives(tmp_p
         assert probe.wait_for(lambda: requests.get_subscription_count() > 0, 60)
         frames = [probe.publish_frame() for _ in range(5)]
         time.sleep(0.3)
-        for index in (3, 0, 3):  # frame 0 went as a keyframe; frame 3 is asked for twice
+        # Frame 3 is held and asked for twice; frame 0 (the keyframe) is no longer held.
+        for index in (3, 0, 3):
             requests.publish(CloudRequest(header=frames[index].header, query=QUERY))
         # Asked before it comes: sent when it does.
         ahead = copy.deepcopy(probe.pool[0])
@@ -46,8 +47,12 @@ def test_the_bridge_sends_each_requested_frame_once_even_before_it_arrives(tmp_p
         assert probe.wait_for(lambda: wanted <= {convert.stamp_key(r.header) for r in replies},
                               60), [convert.stamp_key(r.header) for r in replies]
         time.sleep(1.0)  # any duplicate would be back by now
-        assert probe.wait_for(lambda: probe.status_values('cloud_bridge').get('requested') == '2',
-                              10), probe.status_values('cloud_bridge')
+        def counted():
+            values = probe.status_values('cloud_bridge')
+            return {k: values.get(k) for k in ('sent', 'requested', 'requests_missed')}
+
+        assert probe.wait_for(lambda: counted() == {'sent': '1', 'requested': '2',
+                                                    'requests_missed': '1'}, 10), counted()
         assert bridge.poll() is None
     finally:
         probe.close()

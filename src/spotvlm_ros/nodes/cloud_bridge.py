@@ -104,7 +104,11 @@ class CloudBridge(Node):
         key = convert.stamp_key(msg.header)
         with self._lock:
             held = self._frames.get(key)
-            if held is None:  # its frame may still be on the way here: sent when it comes
+            newest = next(reversed(self._frames), None)
+            if held is None and newest is not None and key < newest:
+                self.counts['requests_missed'] += 1  # older than the frames still held
+                return
+            if held is None:  # its frame is still on the way here: sent when it comes
                 size = self.params.node.request_ring_size
                 if len(self._early) >= size and key not in self._early:
                     self.counts['requests_missed'] += 1
