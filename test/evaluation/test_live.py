@@ -186,9 +186,24 @@ def test_run_live_records_answers_and_ground_truth(tmp_path):
 
 
 def test_run_live_refuses_strategies_it_cannot_run(tmp_path):
-    with pytest.raises(ValueError, match='offload'):
-        run_live(tmp_path / 'scene', tmp_path / 'eval', QUESTION, ['offload'], 'constant',
+    with pytest.raises(ValueError, match='guess'):
+        run_live(tmp_path / 'scene', tmp_path / 'eval', QUESTION, ['guess'], 'constant',
                  {'delay_s': 0.5}, 'edge', 'cloud')
+
+
+def test_run_arguments_offload_asks_through_the_bridge_own_history_runs_without_a_cloud():
+    from spotvlm_ros.evaluation.live import run_arguments
+
+    def run(strategy):
+        return run_arguments('bag', QUESTION, strategy, 'constant', {'delay_s': 0.5}, 'edge',
+                             'simulated', 'record')
+
+    offload = run('offload')
+    assert 'edge_node:strategy=offload' in offload and '--no-cloud' not in offload
+    assert 'cloud_bridge:cloud.max_in_flight=64' in offload  # every frame it asks, at once
+    own = run('edge_own_history')
+    assert 'edge_node:strategy=edge_own_history' in own and '--no-cloud' in own
+    assert '--no-cloud' not in run('context_transfer')
 
 
 @pytest.mark.slow
@@ -269,8 +284,8 @@ def test_live_mode_runs_the_asked_strategies_it_has(capsys):
 
     asked = 'edge_only,offload,partitioned,cloud_wait,auto'
     checkpoint = argparse.Namespace(strategies=asked, cloud=str(ROOT / 'models' / 'spotvlm-cloud'))
-    assert live_strategies(checkpoint) == ['edge_only', 'partitioned', 'cloud_wait', 'auto']
-    assert 'does not run offload' in capsys.readouterr().out
+    assert live_strategies(checkpoint) == asked.split(',')
+    assert capsys.readouterr().out == ''
     simulated = argparse.Namespace(strategies=asked, cloud='simulated')
-    assert live_strategies(simulated) == ['edge_only', 'cloud_wait', 'auto']
-    assert 'does not run offload, partitioned' in capsys.readouterr().out
+    assert live_strategies(simulated) == ['edge_only', 'offload', 'cloud_wait', 'auto']
+    assert 'does not run partitioned' in capsys.readouterr().out

@@ -149,13 +149,36 @@ def test_strategies_differ_as_their_names_say(frames, answerer):
     assert {round(r.latency_s, 6) for r in by(slow_records, R.CLOUD_WAIT)} == {3.0}
     # Offloading goes to the cloud only when the last round trip met the deadline.
     assert {round(r.latency_s, 6) for r in by(slow_records, R.OFFLOAD)} == {0.1}
-    assert 0.5 in {round(r.latency_s, 6) for r in by(fast_records, R.OFFLOAD)}
+    assert {r.answer_source for r in by(slow_records, R.OFFLOAD)} == {R.EDGE_ONLY}
+    fast_offload = by(fast_records, R.OFFLOAD)
+    assert 0.5 in {round(r.latency_s, 6) for r in fast_offload}
+    assert all((r.answer_source == R.CLOUD_WAIT) == (round(r.latency_s, 6) == 0.5)
+               for r in fast_offload)
     # The ablations use what their names say, once a reply is back.
     late = [r for r in by(slow_records, R.REPLACEMENT_ONLY) if r.frame_stamp >= 3.0]
     assert late and all(r.used_context and not r.used_focus for r in late)
     assert all(not r.used_context for r in by(records, R.FOCUS_ONLY))
     # Nothing from the cloud before the first reply is back.
     assert all(not r.answered for r in by(slow_records, R.CLOUD_LATEST) if r.frame_stamp < 3.0)
+
+
+def test_a_worker_given_every_frame_drops_and_remembers_as_the_node_does(frames, answerer):
+    def run(strategy, cost, every_frame):
+        charged = Answerer(answerer.edge_backend, answerer.cloud_backend, edge_cost_s=cost)
+        settings = OfflineSettings(every=5, edge_cost_s=cost, worker_every_frame=every_frame)
+        return simulate(frames, [constant(1.0)], charged, settings, [strategy], [LIGHT])
+
+    # An edge slower than the frames (0.25 s a frame, 10 frames a second): given every frame,
+    # the worker is busy when some scored ones come and takes a newer frame instead.
+    scored, every = run(R.EDGE_ONLY, 0.25, False), run(R.EDGE_ONLY, 0.25, True)
+    assert [r.frame_index for r in every] == [r.frame_index for r in scored] == \
+        list(range(0, 40, 5))
+    assert all(r.answered for r in scored)
+    assert 0 < sum(r.answered for r in every) < len(every)
+    # Its own history: the unscored frames' answers are turns too, three by frame 5.
+    scored, every = run(R.EDGE_OWN_HISTORY, 0.05, False), run(R.EDGE_OWN_HISTORY, 0.05, True)
+    assert all(r.answered for r in scored + every)
+    assert every[1].prompt_tokens > scored[1].prompt_tokens  # frame 5: 3 turns against 1
 
 
 def test_partitioned_pays_encoding_upload_and_delay_and_answers_as_the_cloud(frames, answerer):

@@ -17,12 +17,13 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
-from spotvlm_msgs.msg import CloudContext, EdgeAnswer, FusedContext
+from spotvlm_msgs.msg import CloudContext, CloudRequest, EdgeAnswer, FusedContext
 
 from spotvlm_ros.io.frame_sources import moving_box_frames
+from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.images import rgb_to_image
-from spotvlm_ros.nodes.qos import (ANSWER_QOS, CLOUD_CONTEXT_QOS, FUSED_CONTEXT_QOS,
-                                   image_qos)
+from spotvlm_ros.nodes.qos import (ANSWER_QOS, CLOUD_CONTEXT_QOS, CLOUD_REQUEST_QOS,
+                                   FUSED_CONTEXT_QOS, image_qos)
 from spotvlm_ros.run import free_port, node_command, port_open, stop_all
 
 CONFIG = str(pathlib.Path(__file__).parents[2] / 'config' / 'spotvlm.yaml')
@@ -155,6 +156,47 @@ class Probe:
         self.node.destroy_node()
         rclpy.try_shutdown()
         self._thread.join(5)
+
+
+class RequestBridge:
+    """Plays the cloud bridge for the edge node's waits: answers every cloud_request about a
+    frame with `reply` after `delay_s`, as the bridge publishes replies."""
+
+    def __init__(self, probe: Probe, reply: str, delay_s: float = 0.3):
+        self.probe = probe
+        self.reply = reply
+        self.delay_s = delay_s
+        self.requests: list = []
+        probe.node.create_subscription(CloudRequest, 'cloud_request', self._on_request,
+                                       CLOUD_REQUEST_QOS)
+
+    def _on_request(self, msg: CloudRequest) -> None:
+        self.requests.append(msg)
+        delay = self.delay_s
+        threading.Timer(delay, self.answer, (msg.header, msg.query, delay)).start()
+
+    def answer(self, header, query: str, round_trip_s: float) -> None:
+        """Publish the reply about the frame `header` stamps, as taking `round_trip_s`."""
+        self.probe.cloud_pub.publish(CloudContext(
+            header=header, keyframe_seq=len(self.requests), query=query, answer=self.reply,
+            status=CloudContext.STATUS_OK, model='cloud', round_trip_s=round_trip_s,
+            image_width=320, image_height=240))
+
+
+def answers_to(probe: Probe, frames) -> list:
+    """The probe's answers about these frames."""
+    stamps = {convert.stamp_key(f.header) for f in frames}
+    return [a for a in probe.answers if convert.stamp_key(a.header) in stamps]
+
+
+def stream_frames(probe: Probe, seconds: float, rate_hz: float) -> list:
+    """Publish frames at about `rate_hz` for `seconds`; the frames."""
+    frames = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        frames.append(probe.publish_frame())
+        time.sleep(1 / rate_hz)
+    return frames
 
 
 def values_of(status) -> dict:

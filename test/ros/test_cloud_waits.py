@@ -113,3 +113,23 @@ def test_replies_about_other_frames_leave_a_wait_alone(rig):
     waits.on_reply(reply(STAMP - 0.1))
     assert arrived.wait(5.0)
     assert [a.source for a in given] == ['context_transfer']
+
+
+def test_offload_calls_its_fallback_instead_of_giving_the_empty_hedge(rig):
+    waits, given, clock, _ = rig
+    assert not waits.can_wait(unknown=False)  # offload waits only on a known round trip
+    fell_back = []
+    empty = EdgeAnswer(query=QUERY, strategy='offload', source='edge_only')
+    empty.header.stamp = convert.to_stamp(STAMP)
+    waits.hold(empty, fell_back.append)
+    waits.on_reply(reply(status=CloudContext.STATUS_TIMEOUT))  # a failure: the edge, at once
+    assert fell_back == [empty] and given == []
+
+    later = EdgeAnswer(query=QUERY, strategy='offload', source='edge_only')
+    later.header.stamp = convert.to_stamp(STAMP + 1.0)
+    clock.now = STAMP + 1.3
+    waits.hold(later, fell_back.append)
+    waits.on_reply(reply(STAMP + 1.0, round_trip_s=0.3))  # in time: the cloud's, no fallback
+    assert len(fell_back) == 1 and [a.source for a in given] == ['cloud_wait']
+    assert given[0].strategy == 'offload' and waits.can_wait(unknown=False)
+    assert waits.counts == {'waits': 2, 'cloud_in_time': 1, 'hedges_given': 1}

@@ -13,6 +13,7 @@ BAD = [
     ('context_fuser', 'focus.max_crops', '0'),
     ('edge_node', 'strategy', 'telepathy'),
     ('edge_node', 'model.kind', 'tflite'),
+    ('edge_node', 'offload.deadline_s', '0.0'),
     ('cloud_bridge', 'cloud.base_url', 'ftp://example'),
     ('cloud_bridge', 'keyframe.max_in_flight', '0'),
     ('cloud_bridge', 'cloud.send', 'pigeon'),

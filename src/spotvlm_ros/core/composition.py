@@ -50,10 +50,10 @@ FOCUS_ONLY = 'focus_only'  # ablation: focus crops only
 AUTO = 'auto'  # per frame, the source a calibration table expects to score best
 STRATEGY_TABLE = {s.name: s for s in (
     Strategy(EDGE_ONLY),
-    Strategy(EDGE_OWN_HISTORY, own_turns=True, on_node=False),
+    Strategy(EDGE_OWN_HISTORY, own_turns=True),
     Strategy(CLOUD_LATEST, on_edge=False),
     Strategy(CLOUD_WAIT, on_edge=False, on_node=False),
-    Strategy(OFFLOAD, on_edge=False, on_node=False),
+    Strategy(OFFLOAD, on_edge=False),
     Strategy(PARTITIONED, on_edge=False, on_node=False),
     Strategy(CONTEXT_TRANSFER, cloud_turns=True, own_turns=True, focus=True),
     Strategy(REPLACEMENT_ONLY, cloud_turns=True, own_turns=True),

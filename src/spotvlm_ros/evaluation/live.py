@@ -17,7 +17,8 @@ from typing import Iterable, Mapping, Optional, Sequence, Union
 from spotvlm_ros.core.regions import fenced_reply, region_items
 from spotvlm_ros.core.types import Region
 from spotvlm_ros.evaluation.records import (
-    AUTO, CLOUD_WAIT, EDGE_ONLY, LIVE_STRATEGIES, PARTITIONED, AnswerRecord)
+    AUTO, CLOUD_WAIT, EDGE_ONLY, EDGE_OWN_HISTORY, LIVE_STRATEGIES, OFFLOAD, PARTITIONED,
+    AnswerRecord)
 from spotvlm_ros.io.bags import (
     ANSWER_TYPE, CLOUD_CONTEXT_TYPE, GROUND_TRUTH_TYPE, spotvlm_typestore)
 from spotvlm_ros.io.replay import IMAGE_TOPIC
@@ -38,9 +39,9 @@ CLOUD_WAIT_PARAMS = ('cloud_bridge:keyframe.min_interval_s=0.0',
 # partitioned: the same, each frame sent as its visual tokens (the encoder: the served
 # checkpoint's own, which `spotvlm run` sets) up an emulated uplink, as offline counts it.
 PARTITIONED_PARAMS = CLOUD_WAIT_PARAMS + ('cloud_bridge:cloud.send=visual_tokens',)
-# auto: the edge node asks the bridge for the frames it waits on; the client sends them all
-# at once, as offline assumes.
-AUTO_PARAMS = ('cloud_bridge:cloud.max_in_flight=64',)
+# auto and offload: the edge node asks the bridge for the frames it waits on; the client
+# sends them all at once, as offline assumes.
+WAIT_PARAMS = ('cloud_bridge:cloud.max_in_flight=64',)
 # The strategies whose answers are the bridge's replies; the edge node answers edge_only.
 BRIDGE_STRATEGIES = (CLOUD_WAIT, PARTITIONED)
 _STATUS_OK = 0  # CloudContext.STATUS_OK
@@ -171,7 +172,7 @@ def live_records(answer_bag: Union[str, pathlib.Path], trace_name: str, mean_del
             record.used_focus = bool(answer.used_focus)
             record.prompt_tokens = int(answer.prompt_tokens)
             record.new_tokens = int(answer.new_tokens)
-            record.answer_source = answer.source if strategy == AUTO else ''
+            record.answer_source = answer.source if strategy in (AUTO, OFFLOAD) else ''
         records.append(record)
     return records
 
@@ -229,7 +230,9 @@ def run_arguments(bag, question: str, strategy: str, trace: str, trace_params, e
     for param in _trace_param_list(trace_params):
         args += ['--trace-param', param]
     bridge = {CLOUD_WAIT: CLOUD_WAIT_PARAMS, PARTITIONED: PARTITIONED_PARAMS,
-              AUTO: AUTO_PARAMS}.get(strategy, ())
+              AUTO: WAIT_PARAMS, OFFLOAD: WAIT_PARAMS}.get(strategy, ())
+    if strategy == EDGE_OWN_HISTORY:  # its own turns only, none replaced: no cloud, as offline
+        args.append('--no-cloud')
     if strategy == PARTITIONED:
         check_partitioned(cloud_model)
         link = {'uplink_mbps': 10.0, 'embeds_dtype': 'float16', **(link or {})}

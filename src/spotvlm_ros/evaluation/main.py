@@ -72,6 +72,10 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument('--question', action='append', default=None,
                         help='only this question (repeatable; default: every question)')
     parser.add_argument('--every', type=int, default=5, help='score every Nth frame')
+    parser.add_argument('--worker-frames', choices=('scored', 'all'), default='scored',
+                        help="frames the simulated edge worker answers: 'all', as the node's "
+                             'worker (its backlog, drops and own turns; every times the edge '
+                             "answers), or only the 'scored' ones")
     parser.add_argument('--max-frames', type=int, default=None)
     parser.add_argument('--deadline', type=float, default=1.0, help='seconds')
     parser.add_argument('--edge-time', choices=('fixed', 'measured', 'model'), default='fixed',
@@ -129,6 +133,7 @@ def settings_from(args, params: dict):
                                                        'context_fuser'))
     return OfflineSettings(
         deadline_s=args.deadline, every=args.every,
+        worker_every_frame=args.worker_frames == 'all',
         edge_cost_s=args.edge_cost if args.edge_time == 'fixed' else None,
         edge_cost_model=EdgeCostModel.load(args.edge_cost_model) if args.edge_time == 'model'
         else None,
@@ -211,7 +216,7 @@ def run_live(args, bag: Path, strategies: list) -> list:
     records = live(bag, Path(args.out), args.live_question, strategies,
                    kind, trace_params, args.edge, args.cloud,
                    extra_params=[*DEFAULT_OVERRIDES, f'edge_node:auto.deadline_s={args.deadline}',
-                                 *args.param],
+                                 f'edge_node:offload.deadline_s={args.deadline}', *args.param],
                    trace_name=args.live_trace, seed=args.seed,
                    link={'uplink_mbps': args.uplink_mbps, 'embeds_dtype': args.embeds_dtype})
     return [score_record(r) for r in records]

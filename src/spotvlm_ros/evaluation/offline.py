@@ -33,6 +33,10 @@ class OfflineSettings:
 
     deadline_s: float = 1.0  # an answer later than this after its frame misses the deadline
     every: int = 5  # score every Nth frame (all frames still feed the keyframe policy)
+    # The edge worker gets every frame, as the node's does (its backlog, drops and own turns),
+    # and only the scored ones are recorded; False: only the scored frames (every times fewer
+    # edge answers, and none dropped while the edge is faster than `every` frames).
+    worker_every_frame: bool = False
     edge_cost_s: Optional[float] = 0.1  # fixed edge inference time; None: measured
     edge_cost_model: Optional[EdgeCostModel] = None  # instead: its prediction per answer
     cloud_cost_s: float = 0.0  # the cloud model's own time, added to the trace's delay
@@ -59,6 +63,7 @@ class OfflineSettings:
         non_negative('encoder_cost_s', self.encoder_cost_s)
         positive('uplink_mbps', self.uplink_mbps)
         boolean('auto_wait', self.auto_wait)
+        boolean('worker_every_frame', self.worker_every_frame)
         require(self.embeds_dtype in EMBED_DTYPES, 'embeds_dtype',
                 f'one of {", ".join(EMBED_DTYPES)}, got {self.embeds_dtype!r}')
         positive_int('frame_ring_size', self.frame_ring_size)
@@ -98,8 +103,10 @@ def simulate(frames: Sequence, traces: Sequence, answerer, settings: OfflineSett
                          mean_delay(trace, stamps, settings.cloud_timeout_s))
         for question in questions:
             items = [(f, f.question(question)) for f in scored if f.question(question)]
+            worked = items if not settings.worker_every_frame else \
+                [(f, f.question(question)) for f in frames if f.question(question)]
             for strategy in strategies:
-                slots.append(replay.run(strategy, question, items))
+                slots.append(replay.run(strategy, question, items, worked))
                 if not isinstance(slots[-1], list):  # an edge worker, run with the others
                     streams.append((len(slots) - 1, slots[-1]))
             progress()
@@ -164,27 +171,31 @@ class _Replay:
                 store.add_cloud(answer, available_at=request.done_at)
         return store
 
-    def run(self, strategy: str, question: str, items: list):
-        """The strategy's records, or for an edge strategy the worker that will make them."""
+    def run(self, strategy: str, question: str, items: list, worked: Optional[list] = None):
+        """The strategy's records of `items`, or for an edge strategy the worker that will make
+        them, given `worked` (default: `items`), the frames its worker answers."""
         chosen = strategy_named(strategy)
         store = self.cloud_store(question, with_cloud=chosen.cloud_turns or chosen.focus or
                                  not chosen.on_edge)
+        scored = {frame.index for frame, _ in items}
         if strategy == R.AUTO:
-            return self.auto_worker(items, store)
+            return self.auto_worker(worked or items, store, scored)
         if chosen.on_edge:
-            return self.edge_worker(strategy, items, store)
+            return self.edge_worker(strategy, worked or items, store, scored)
         make = {R.CLOUD_LATEST: self.cloud_latest, R.CLOUD_WAIT: self.cloud_wait,
                 R.OFFLOAD: self.offload, R.PARTITIONED: self.partitioned}[strategy]
         return [make(self.record(strategy, frame, truth), frame, store)
                 for frame, truth in items]
 
     # edge strategies ----------------------------------------------------------------------
-    def edge_worker(self, strategy: str, items: list, store: ContextStore):
+    def edge_worker(self, strategy: str, items: list, store: ContextStore,
+                    scored: Optional[set] = None):
         """The edge node's worker: one answer at a time, the newest waiting frame next; each
         answer goes back to the store as the edge's own turn, as the fuser hears it.
 
         A generator: it yields (frame, question, EdgeInputs) and is sent the answer; it
-        returns the records (see run_edge_workers).
+        returns the records of the `scored` frame indices (default: all; see
+        run_edge_workers).
         """
         records = {frame.index: self.record(strategy, frame, truth) for frame, truth in items}
 
@@ -194,7 +205,7 @@ class _Replay:
                                               start))
 
         yield from latest_first_steps(items, lambda item: item[0].stamp, run)
-        return list(records.values())
+        return _scored(records, scored)
 
     def edge_step(self, strategy: str, frame, record: AnswerRecord, store: ContextStore,
                   start: float):
@@ -216,7 +227,7 @@ class _Replay:
                   used_context=inputs.used_cloud_turns, used_focus=answer.crops > 0)
         return done
 
-    def auto_worker(self, items: list, store: ContextStore):
+    def auto_worker(self, items: list, store: ContextStore, scored: Optional[set] = None):
         """auto: for each frame, the source the calibration table expects to score best.
 
         The cloud waited for is a candidate unless the last round trip missed the deadline
@@ -259,7 +270,7 @@ class _Replay:
                                               start))
 
         yield from latest_first_steps(items, lambda item: item[0].stamp, run)
-        return list(records.values())
+        return _scored(records, scored)
 
     def hedge_step(self, hedge: AnswerRecord, frame, store: ContextStore, start: float):
         """The answer a wait for the cloud falls back on, made by the edge worker from `start`
@@ -324,10 +335,17 @@ class _Replay:
                              self.settings.cloud_cost_s)
             if rtt is not None and rtt <= deadline:
                 _, raw = self.answerer.cloud(frame, record.question)
+                record.answer_source = R.CLOUD_WAIT
                 return _answered(record, raw, frame.stamp + rtt, frame.stamp)
             start = frame.stamp + deadline
+        record.answer_source = R.EDGE_ONLY
         answer = self.answerer.edge(frame, record.question)
         return _answered(record, answer, start + answer.cost_s, frame.stamp)
+
+
+def _scored(records: dict, scored: Optional[set]) -> list:
+    """The records (by frame index) of the scored frames, in order; all when `scored` is None."""
+    return [r for index, r in records.items() if scored is None or index in scored]
 
 
 def _held_until(record: AnswerRecord, at: float) -> AnswerRecord:

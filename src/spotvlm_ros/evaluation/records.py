@@ -47,7 +47,7 @@ class AnswerRecord:
     new_tokens: int = 0
     score: Optional[float] = None  # 0..1, set by metrics.score_record
     drive: str = ''  # the bag (drive) the frame belongs to, when several are evaluated
-    answer_source: str = ''  # auto: the source that answered (a fixed strategy's name)
+    answer_source: str = ''  # auto, offload: the source that answered (a fixed strategy's name)
 
 
 def to_json_line(record: AnswerRecord) -> str:

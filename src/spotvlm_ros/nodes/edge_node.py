@@ -23,7 +23,8 @@ from spotvlm_msgs.msg import CloudContext, CloudRequest, EdgeAnswer, FusedContex
 from std_msgs.msg import String
 
 from spotvlm_ros.core.calibration import CalibrationTable, choose_source
-from spotvlm_ros.core.composition import AUTO, CLOUD_LATEST, CLOUD_WAIT, edge_inputs
+from spotvlm_ros.core.composition import (
+    AUTO, CLOUD_LATEST, CLOUD_WAIT, EDGE_ONLY, EDGE_OWN_HISTORY, OFFLOAD, edge_inputs)
 from spotvlm_ros.core.regions import fenced_reply, region_items
 from spotvlm_ros.core.types import SOURCE_CLOUD
 from spotvlm_ros.models.base import EdgeBackend, ModelLoadError
@@ -57,6 +58,7 @@ class Job:
     done: Optional[Callable[[EdgeAnswer], None]] = None
     dropped_before: int = 0
     held: bool = False  # auto waits for the cloud: the answer is a hedge, given by CloudWaits
+    source: Optional[str] = None  # the source that must answer (offload's edge fallback)
     # Wall-clock seconds at each stage, in order: callback, converted, taken, planned,
     # inferred, publish; on ~/stage_times when diagnostics.stage_times is set (benchmarks).
     marks: dict = field(default_factory=dict)
@@ -78,6 +80,7 @@ class EdgeNode(LifecycleNode):
         self._cond = threading.Condition()
         self._pending: Optional[Job] = None  # the latest frame's job; a newer one replaces it
         self._asks: list[Job] = []
+        self._fallbacks: list[Job] = []  # offload's frames the cloud did not answer in time
         self._context: Optional[FusedContext] = None
         self._latest: Optional[tuple] = None  # (header, frame) for Ask
         self._newest_stamp: Optional[float] = None  # of the newest frame accepted
@@ -98,8 +101,11 @@ class EdgeNode(LifecycleNode):
         self.create_subscription(String, 'query', self._on_query, 10, callback_group=self._group)
         self.waits: Optional[CloudWaits] = None
         self._requests = None
-        if self.strategy == AUTO and self.params.auto.wait:
-            self.waits = CloudWaits(self.params.auto.deadline_s, self._give, self._now)
+        self._warned_cloud_turns = False
+        deadline = {AUTO: self.params.auto.deadline_s if self.params.auto.wait else None,
+                    OFFLOAD: self.params.offload.deadline_s}.get(self.strategy)
+        if deadline is not None:
+            self.waits = CloudWaits(deadline, self._give, self._now)
             self._requests = self.create_publisher(CloudRequest, 'cloud_request',
                                                    CLOUD_REQUEST_QOS)
             self.create_subscription(CloudContext, 'cloud_context', self.waits.on_reply,
@@ -196,6 +202,12 @@ class EdgeNode(LifecycleNode):
 
     def _on_context(self, msg: FusedContext) -> None:
         self._context = msg
+        if self.strategy == EDGE_OWN_HISTORY and not self._warned_cloud_turns and any(
+                t.source == SOURCE_CLOUD for t in msg.turns):
+            self._warned_cloud_turns = True
+            self.get_logger().warning(
+                'edge_own_history: the fused context holds cloud answers, which replaced some '
+                'of the own turns this strategy reads; run it without a cloud bridge')
 
     def _on_query(self, msg: String) -> None:
         if msg.data.strip():
@@ -233,12 +245,15 @@ class EdgeNode(LifecycleNode):
     # worker ---------------------------------------------------------------------------
     def _next_job(self) -> Optional[Job]:
         with self._cond:
-            while not self._stop and not self._asks and self._pending is None:
+            while not self._stop and not self._asks and not self._fallbacks and \
+                    self._pending is None:
                 self._cond.wait()
             if self._stop:
                 return None
             if self._asks:
                 return self._asks.pop(0)
+            if self._fallbacks:
+                return self._fallbacks.pop(0)
             job, self._pending = self._pending, None
             job.dropped_before, self._dropped_since_answer = self._dropped_since_answer, 0
             job.marks['taken'] = time.time()
@@ -282,13 +297,17 @@ class EdgeNode(LifecycleNode):
         stamp = convert.to_sec(job.header.stamp)
         context = self._fresh_context(stamp) if job.use_context else None
         fused = convert.fused_from_msg(context) if context is not None else None
-        # A wait needs a bridge that serves requests (none with --no-cloud: no wait at all).
-        can_wait = self.waits is not None and job.done is None and self.waits.can_wait() \
-            and self._requests.get_subscription_count() > 0
-        source, cloud_turn = self._source(job.query, fused, stamp, can_wait)
-        if source == CLOUD_WAIT:  # ask for this frame, then make the hedge meanwhile
+        source, cloud_turn = (job.source, None) if job.source is not None else \
+            self._source(job.query, fused, stamp, self._can_wait(job))
+        if source == CLOUD_WAIT:
             self._requests.publish(CloudRequest(header=job.header, query=job.query))
-            job.held = True
+            if self.strategy == OFFLOAD:  # the wait answers: the reply, or the edge at the end
+                self.waits.hold(EdgeAnswer(header=job.header, query=job.query,
+                                           strategy=self.strategy, source=EDGE_ONLY,
+                                           frames_dropped=job.dropped_before),
+                                lambda _: self._answer_on_edge(job))
+                return EdgeAnswer(header=job.header, query=job.query)  # nothing to publish
+            job.held = True  # auto: make the hedge meanwhile
             source, cloud_turn = self._source(job.query, fused, stamp)
         if source == CLOUD_LATEST and cloud_turn is None:
             self.counts['no_cloud_answer'] += 1
@@ -309,9 +328,27 @@ class EdgeNode(LifecycleNode):
         msg.latency_s = self._now() - stamp
         return msg
 
+    def _can_wait(self, job: Job) -> bool:
+        """Whether this frame may wait for the cloud: never for an Ask, and a bridge must
+        serve requests (none with --no-cloud); auto tries before a round trip is known."""
+        return self.waits is not None and job.done is None \
+            and self.waits.can_wait(unknown=self.strategy == AUTO) \
+            and self._requests.get_subscription_count() > 0
+
+    def _answer_on_edge(self, job: Job) -> None:
+        """offload's fallback: the edge model answers the frame the cloud did not in time."""
+        late = Job(job.frame, job.header, job.query, use_context=False, source=EDGE_ONLY,
+                   dropped_before=job.dropped_before)
+        with self._cond:
+            self._fallbacks.append(late)
+            self._cond.notify()
+
     def _source(self, query: str, fused, stamp: float, can_wait: bool = False) -> tuple:
         """(the source answering this frame, the newest cloud turn about `query`, for
-        cloud_latest and auto); auto may choose the cloud waited for when `can_wait`."""
+        cloud_latest and auto); auto and offload may choose the cloud waited for when
+        `can_wait`."""
+        if self.strategy == OFFLOAD:
+            return CLOUD_WAIT if can_wait else EDGE_ONLY, None
         if self.strategy not in (AUTO, CLOUD_LATEST):
             return self.strategy, None
         turns = [t for t in (fused.turns if fused else ()) if t.source == SOURCE_CLOUD

@@ -85,8 +85,10 @@ class EdgeNodeConfig(CameraInputConfig):
                                         'at run time on the `query` topic')
     strategy: str = setting(CONTEXT_TRANSFER, 'what the edge model is given besides the '
                             'frame (cloud_latest: the model does not answer, the newest cloud '
-                            'answer about the query does; none yet, no answer): '
-                            + ', '.join(NODE_STRATEGIES),
+                            'answer about the query does; none yet, no answer; offload: see '
+                            'offload.deadline_s; edge_own_history reads only its own turns, '
+                            'which cloud answers replace in the fuser: run it without a '
+                            'bridge): ' + ', '.join(NODE_STRATEGIES),
                             one_of(NODE_STRATEGIES))
     auto_activate: bool = setting(True, 'configure (load the model) and activate at start',
                                   boolean)
@@ -135,6 +137,17 @@ class EdgeAutoConfig(Settings):
         'that answer then', boolean)
     deadline_s: float = setting(1.0, "seconds after a frame's stamp that a wait may last",
                                 positive)
+
+
+@dataclass(frozen=True)
+class EdgeOffloadConfig(Settings):
+    """How long strategy offload waits for the cloud's answer on a frame."""
+
+    deadline_s: float = setting(
+        1.0, "seconds after a frame's stamp; offload asks the bridge (cloud_request) for the "
+        'frame when the last round trip met it and a bridge listens, else the edge model '
+        'answers at once; a reply not back by then, or a failure, and the edge model answers '
+        'the frame then; read only by strategy offload', positive)
 
 
 @dataclass(frozen=True)
@@ -199,7 +212,7 @@ NODE_PARAMETERS = {
     'image_source': (('source', SourceConfig), ('', ImageSourceConfig)),
     'edge_node': (('', EdgeNodeConfig), ('model', EdgeModelConfig), ('focus', FocusConfig),
                   ('context', EdgeContextConfig), ('auto', EdgeAutoConfig),
-                  ('diagnostics', EdgeDiagnosticsConfig)),
+                  ('offload', EdgeOffloadConfig), ('diagnostics', EdgeDiagnosticsConfig)),
     'cloud_bridge': (('', CloudBridgeConfig), ('cloud', CloudClientConfig),
                      ('keyframe', KeyframeConfig), ('diagnostics', BridgeDiagnosticsConfig)),
     'context_fuser': (('', ContextFuserConfig), ('context', ContextConfig),

@@ -1,0 +1,66 @@
+"""The edge node's `offload`: the cloud's answer on the frame when the link is known to be fast
+enough, else the edge model's, at once or at the deadline (real processes; the probe plays the
+bridge: it answers each cloud_request after a set delay)."""
+
+import time
+
+import pytest
+
+from harness import RequestBridge, answers_to, edge_and_fuser, stream_frames
+from spotvlm_ros.nodes import convert
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+QUERY = 'What now?'
+REPLY = 'A red light is ahead.'
+
+
+@pytest.fixture(scope='module')
+def rig(tmp_path_factory):
+    params = {'strategy': 'offload', 'offload.deadline_s': 1.0, 'query': QUERY}
+    with edge_and_fuser(tmp_path_factory.mktemp('offload-logs'), edge_params=params) as rigged:
+        probe, _ = rigged
+        bridge = RequestBridge(probe, REPLY)
+        assert probe.wait_for(lambda: probe.node.count_publishers('cloud_request') > 0, 60)
+        yield probe, bridge
+
+
+def test_offload_asks_the_cloud_only_once_a_round_trip_meets_the_deadline(rig):
+    probe, bridge = rig
+    # No round trip known yet: the edge model answers at once, nothing is asked.
+    frames = stream_frames(probe, 1.5, 4.0)
+    time.sleep(1.0)
+    answered = answers_to(probe, frames)
+    assert len(answered) >= 3 and not bridge.requests
+    assert all(a.source == 'edge_only' and a.strategy == 'offload' for a in answered)
+
+    # A keyframe's reply shows a 0.3 s link: from now on every frame goes to the cloud.
+    bridge.answer(frames[-1].header, QUERY, 0.3)
+    time.sleep(0.5)
+    frames = stream_frames(probe, 3.0, 4.0)
+    time.sleep(1.5)
+    answered = answers_to(probe, frames)
+    asked = {convert.stamp_key(r.header) for r in bridge.requests}
+    assert {convert.stamp_key(a.header) for a in answered} <= asked
+    waited = [a for a in answered if a.source == 'cloud_wait']
+    assert len(waited) >= len(answered) - 1 >= 5, [(a.source, a.latency_s) for a in answered]
+    assert all(a.answer == REPLY and a.model == 'cloud' for a in waited)
+    assert all(0.3 <= a.latency_s < 1.0 for a in waited)
+
+
+def test_offload_falls_back_to_the_edge_at_the_deadline_then_stops_asking(rig):
+    probe, bridge = rig
+    bridge.delay_s = 1.6  # past the 1 s deadline
+    frames = stream_frames(probe, 4.0, 4.0)
+    time.sleep(2.5)
+    answered = answers_to(probe, frames)
+    assert answered and all(a.source == 'edge_only' and a.model != 'cloud' for a in answered)
+    # Until a 1.6 s round trip is known, the edge answers each asked frame at the deadline;
+    # after it, at once without asking.
+    late = [a for a in answered if a.latency_s >= 1.0]
+    prompt = [a for a in answered if a.latency_s < 0.6]
+    assert late and prompt, [round(a.latency_s, 2) for a in answered]
+    assert max(convert.to_sec(a.header.stamp) for a in late) < \
+        min(convert.to_sec(a.header.stamp) for a in prompt)
+    asked = {convert.stamp_key(r.header) for r in bridge.requests}
+    assert {convert.stamp_key(a.header) for a in late} <= asked
+    assert not {convert.stamp_key(a.header) for a in prompt} & asked
