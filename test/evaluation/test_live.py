@@ -289,3 +289,11 @@ def test_live_mode_runs_the_asked_strategies_it_has(capsys):
     simulated = argparse.Namespace(strategies=asked, cloud='simulated')
     assert live_strategies(simulated) == ['edge_only', 'offload', 'cloud_wait', 'auto']
     assert 'does not run partitioned' in capsys.readouterr().out
+
+
+def test_live_mode_times_the_offline_edge_with_the_cost_model_unless_told():
+    from spotvlm_ros.evaluation.main import _arguments
+
+    assert _arguments([]).edge_time == 'fixed'
+    assert _arguments(['--live']).edge_time == 'model'
+    assert _arguments(['--live', '--edge-time', 'fixed']).edge_time == 'fixed'

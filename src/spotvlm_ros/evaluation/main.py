@@ -78,8 +78,10 @@ def _arguments(argv) -> argparse.Namespace:
                              "answers), or only the 'scored' ones")
     parser.add_argument('--max-frames', type=int, default=None)
     parser.add_argument('--deadline', type=float, default=1.0, help='seconds')
-    parser.add_argument('--edge-time', choices=('fixed', 'measured', 'model'), default='fixed',
-                        help='edge inference time: a fixed cost (bit-identical runs) or measured')
+    parser.add_argument('--edge-time', choices=('fixed', 'measured', 'model'), default=None,
+                        help='edge inference time: a fixed cost (bit-identical runs; the '
+                             'default), measured, or the cost model (the default with --live: '
+                             'offline then times the edge as the nodes run it)')
     parser.add_argument('--edge-cost', type=float, default=0.1, help='fixed edge cost, seconds')
     parser.add_argument('--edge-cost-model', default=str(DEFAULT_EDGE_COST),
                         help='--edge-time model: the fitted cost model (spotvlm fit-edge-cost)')
@@ -104,7 +106,10 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument('--live-trace', default='constant:delay_s=1')
     parser.add_argument('--threads', type=int, default=1, help='torch threads')
     parser.add_argument('--no-progress', action='store_true')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.edge_time is None:
+        args.edge_time = 'model' if args.live else 'fixed'
+    return args
 
 
 def strategies_of(args) -> list:
