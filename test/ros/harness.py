@@ -238,3 +238,13 @@ def edge_and_fuser(logs: pathlib.Path, fuser_params: dict = None, edge_params: d
         probe.close()
         codes = stop(*procs.values())
         assert all(code == 0 for code in codes.values()), f'unclean exits {codes}; logs in {logs}'
+
+
+@contextlib.contextmanager
+def edge_with_request_bridge(logs: pathlib.Path, edge_params: dict, reply: str):
+    """edge_and_fuser, and a RequestBridge answering `reply` that the edge node already asks;
+    yields (probe, bridge)."""
+    with edge_and_fuser(logs, edge_params=edge_params) as (probe, _):
+        bridge = RequestBridge(probe, reply)
+        assert probe.wait_for(lambda: probe.node.count_publishers('cloud_request') > 0, 60)
+        yield probe, bridge

@@ -5,8 +5,7 @@ import time
 
 import pytest
 
-from harness import (RequestBridge, answers_to, calibration_preferring, edge_and_fuser,
-                     stream_frames)
+from harness import answers_to, calibration_preferring, edge_with_request_bridge, stream_frames
 from spotvlm_ros.nodes import convert
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -21,11 +20,8 @@ def rig(tmp_path_factory):
                                    'cloud_wait', QUERY)
     params = {'strategy': 'auto', 'auto.calibration': table, 'auto.deadline_s': 1.0,
               'query': QUERY}
-    with edge_and_fuser(tmp_path_factory.mktemp('waits-logs'), edge_params=params) as rigged:
-        probe, _ = rigged
-        bridge = RequestBridge(probe, REPLY)
-        assert probe.wait_for(lambda: probe.node.count_publishers('cloud_request') > 0, 60)
-        yield probe, bridge
+    with edge_with_request_bridge(tmp_path_factory.mktemp('waits-logs'), params, REPLY) as rigged:
+        yield rigged
 
 
 def test_auto_gives_the_cloud_reply_that_comes_in_time_then_stops_waiting_on_a_slow_link(rig):

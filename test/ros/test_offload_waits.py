@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness import RequestBridge, answers_to, edge_and_fuser, stream_frames
+from harness import answers_to, edge_with_request_bridge, stream_frames
 from spotvlm_ros.nodes import convert
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -17,11 +17,8 @@ REPLY = 'A red light is ahead.'
 @pytest.fixture(scope='module')
 def rig(tmp_path_factory):
     params = {'strategy': 'offload', 'offload.deadline_s': 1.0, 'query': QUERY}
-    with edge_and_fuser(tmp_path_factory.mktemp('offload-logs'), edge_params=params) as rigged:
-        probe, _ = rigged
-        bridge = RequestBridge(probe, REPLY)
-        assert probe.wait_for(lambda: probe.node.count_publishers('cloud_request') > 0, 60)
-        yield probe, bridge
+    with edge_with_request_bridge(tmp_path_factory.mktemp('offload-logs'), params, REPLY) as rigged:
+        yield rigged
 
 
 def test_offload_asks_the_cloud_only_once_a_round_trip_meets_the_deadline(rig):
