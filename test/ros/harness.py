@@ -189,6 +189,31 @@ def answers_to(probe: Probe, frames) -> list:
     return [a for a in probe.answers if convert.stamp_key(a.header) in stamps]
 
 
+def assert_cloud_answered_each_frame(probe: Probe, bridge: RequestBridge) -> None:
+    """Stream 3 s of frames: each answer is about a frame asked of the bridge, and all but at
+    most one are its reply, back within the 1 s deadline."""
+    frames = stream_frames(probe, 3.0, 4.0)
+    time.sleep(1.5)
+    answered = answers_to(probe, frames)
+    asked = {convert.stamp_key(r.header) for r in bridge.requests}
+    assert {convert.stamp_key(a.header) for a in answered} <= asked  # it waited on each
+    waited = [a for a in answered if a.source == 'cloud_wait']
+    assert len(waited) >= len(answered) - 1 >= 5, [(a.source, a.latency_s) for a in answered]
+    assert all(a.answer == bridge.reply and a.model == 'cloud' for a in waited)
+    assert all(bridge.delay_s <= a.latency_s < 1.0 for a in waited)
+
+
+def late_then_prompt(answered: list, late_s: float) -> tuple:
+    """(the answers given at the deadline, at or after `late_s`; those under 0.6 s), both
+    required, every late one about an earlier frame than every prompt one."""
+    late = [a for a in answered if a.latency_s >= late_s]
+    prompt = [a for a in answered if a.latency_s < 0.6]
+    assert late and prompt, [round(a.latency_s, 2) for a in answered]
+    assert max(convert.to_sec(a.header.stamp) for a in late) < \
+        min(convert.to_sec(a.header.stamp) for a in prompt)
+    return late, prompt
+
+
 def stream_frames(probe: Probe, seconds: float, rate_hz: float) -> list:
     """Publish frames at about `rate_hz` for `seconds`; the frames."""
     frames = []

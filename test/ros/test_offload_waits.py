@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from harness import answers_to, edge_with_request_bridge, stream_frames
+from harness import (answers_to, assert_cloud_answered_each_frame, edge_with_request_bridge,
+                     late_then_prompt, stream_frames)
 from spotvlm_ros.nodes import convert
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -33,15 +34,7 @@ def test_offload_asks_the_cloud_only_once_a_round_trip_meets_the_deadline(rig):
     # A keyframe's reply shows a 0.3 s link: from now on every frame goes to the cloud.
     bridge.answer(frames[-1].header, QUERY, 0.3)
     time.sleep(0.5)
-    frames = stream_frames(probe, 3.0, 4.0)
-    time.sleep(1.5)
-    answered = answers_to(probe, frames)
-    asked = {convert.stamp_key(r.header) for r in bridge.requests}
-    assert {convert.stamp_key(a.header) for a in answered} <= asked
-    waited = [a for a in answered if a.source == 'cloud_wait']
-    assert len(waited) >= len(answered) - 1 >= 5, [(a.source, a.latency_s) for a in answered]
-    assert all(a.answer == REPLY and a.model == 'cloud' for a in waited)
-    assert all(0.3 <= a.latency_s < 1.0 for a in waited)
+    assert_cloud_answered_each_frame(probe, bridge)
 
 
 def test_offload_falls_back_to_the_edge_at_the_deadline_then_stops_asking(rig):
@@ -53,11 +46,7 @@ def test_offload_falls_back_to_the_edge_at_the_deadline_then_stops_asking(rig):
     assert answered and all(a.source == 'edge_only' and a.model != 'cloud' for a in answered)
     # Until a 1.6 s round trip is known, the edge answers each asked frame at the deadline;
     # after it, at once without asking.
-    late = [a for a in answered if a.latency_s >= 1.0]
-    prompt = [a for a in answered if a.latency_s < 0.6]
-    assert late and prompt, [round(a.latency_s, 2) for a in answered]
-    assert max(convert.to_sec(a.header.stamp) for a in late) < \
-        min(convert.to_sec(a.header.stamp) for a in prompt)
+    late, prompt = late_then_prompt(answered, 1.0)
     asked = {convert.stamp_key(r.header) for r in bridge.requests}
     assert {convert.stamp_key(a.header) for a in late} <= asked
     assert not {convert.stamp_key(a.header) for a in prompt} & asked
