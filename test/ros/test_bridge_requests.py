@@ -31,7 +31,9 @@ def test_the_bridge_sends_each_requested_frame_it_holds_once_even_before_it_arri
         probe.wait_for_subscribers(1)
         assert probe.wait_for(lambda: requests.get_subscription_count() > 0, 60)
         frames = [probe.publish_frame() for _ in range(5)]
-        time.sleep(0.3)
+        # Every frame in before the requests: a slow bridge would still hold frame 0.
+        assert probe.wait_for(
+            lambda: probe.status_values('cloud_bridge').get('frames') == '5', 30)
         # Frame 3 is held and asked for twice; frame 0 (the keyframe) is no longer held.
         for index in (3, 0, 3):
             requests.publish(CloudRequest(header=frames[index].header, query=QUERY))
