@@ -22,7 +22,7 @@ except ImportError:  # run from a checkout without installing
 
 from spotvlm_ros.core.context import ContextConfig, ContextStore  # noqa: E402
 from spotvlm_ros.core.focus import (  # noqa: E402
-    FocusConfig, focus_regions, plan_focus_from_config, propagate_regions)
+    FocusConfig, focus_regions, plan_focus_from_config, propagate_along, propagate_regions)
 from spotvlm_ros.core.keyframes import KeyframeConfig, KeyframePolicy  # noqa: E402
 from spotvlm_ros.core.types import CloudAnswer, Region  # noqa: E402
 from spotvlm_ros.scenes.texture import shifted, textured_frame  # noqa: E402
@@ -109,7 +109,8 @@ def focus_rows(repeat: int) -> list:
 
 
 def flow_rows(repeat: int) -> list:
-    """Sparse optical flow from keyframe to current frame, 20 regions."""
+    """Sparse optical flow from keyframe to current frame: 20 regions at once, and the
+    fuser's longest chain of steps."""
     rows = []
     for width, height in ((640, 480), (320, 240)):
         key = textured_frame(width, height, 2)
@@ -117,6 +118,12 @@ def flow_rows(repeat: int) -> list:
         regions = random_regions(width, height, N_REGIONS, 3)
         rows.append((f'optical flow: {width}x{height}, {N_REGIONS} regions', measure(
             lambda: propagate_regions(regions, key, cur), max(repeat // 5, 30), 5)))
+    # The fuser's worst case: a reply 10 s old carried through its ring in 0.5 s steps.
+    key = textured_frame(320, 240, 5)
+    path = [key] + [shifted(key, 3.0 * step, -1.0 * step) for step in range(1, 21)]
+    regions = random_regions(320, 240, 3, 6)
+    rows.append(('optical flow: 320x240, 3 regions, 20 steps (10 s)', measure(
+        lambda: propagate_along(regions, path), max(repeat // 10, 20), 3)))
     return rows
 
 

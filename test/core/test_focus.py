@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 from spotvlm_ros.core.focus import (
     FocusConfig, VisualTokenCounter, clip_regions, crop_label, focus_for_answer, focus_regions,
     merge_regions,
-    plan_focus, plan_focus_from_config, propagate_regions, scale_regions, widen_margin)
+    plan_focus, plan_focus_from_config, propagate_along, propagate_regions, scale_regions,
+    track_path, widen_margin)
 from spotvlm_ros.core.types import (
     SOURCE_CLOUD, SOURCE_MERGED, SOURCE_PROPAGATED, SOURCE_WIDENED, CloudAnswer, Region)
 
@@ -233,6 +234,45 @@ def test_focus_regions_uses_flow_when_both_images_are_at_hand(textured_frame, sh
     (r,) = mapped
     assert r.source == SOURCE_PROPAGATED
     assert r.x1 == pytest.approx(110, abs=1.0) and r.y1 == pytest.approx(84, abs=1.0)
+
+
+@pytest.mark.parametrize('stamps, hop_s, path', [
+    ([i / 10 for i in range(31)], 0.5, [0, 5, 10, 15, 20, 25, 30]),
+    ([i / 10 for i in range(31)], 0.0, [0, 30]),
+    ([0.0, 0.1, 0.3, 0.7, 0.8, 1.1, 1.2], 0.5, [0, 3, 6]),  # frames dropped: the next one on
+    ([0.0, 0.2], 0.5, [0, 1]),
+    ([2.0], 0.5, [0])])
+def test_track_path_steps_at_least_a_hop_apart_and_ends_on_the_current_frame(stamps, hop_s,
+                                                                              path):
+    assert track_path(stamps, hop_s) == path
+
+
+def test_flow_in_short_steps_follows_motion_one_step_loses(textured_frame, shifted):
+    key = textured_frame(320, 240, seed=6)
+    frames = [shifted(key, 16 * step, 6 * step) for step in range(1, 6)]  # 80 px, 30 px
+    region = box(100, 60, 160, 120)
+    (direct,) = propagate_regions([region], key, frames[-1])
+    (chained,) = propagate_along([region], [key, *frames])
+    assert abs(direct.x1 - 180) > 5 or direct.source != SOURCE_PROPAGATED
+    assert chained.source == SOURCE_PROPAGATED
+    assert (chained.x1, chained.y1) == (pytest.approx(180, abs=1.5), pytest.approx(90, abs=1.5))
+
+
+def test_a_region_lost_on_one_step_is_not_called_tracked(textured_frame, shifted):
+    key = textured_frame(320, 240, seed=7)
+    blank = np.full_like(key, 128)  # glare: nothing to track
+    (r,) = propagate_along([box(100, 60, 160, 120)], [key, shifted(key, 8, 0), blank,
+                                                      shifted(key, 16, 0)])
+    assert r.source == SOURCE_CLOUD
+    assert r.x1 == pytest.approx(108, abs=1.5)  # its best guess: where the last step left it
+
+
+def test_focus_regions_steps_through_the_frames_between(textured_frame, shifted):
+    key = textured_frame(320, 240, seed=6)
+    via = [shifted(key, 16 * step, 0) for step in range(1, 5)]
+    (r,) = focus_regions([box(100, 80, 160, 140)], None, (320, 240), key_image=key,
+                         cur_image=shifted(key, 80, 0), via_images=via)
+    assert r.source == SOURCE_PROPAGATED and r.x1 == pytest.approx(180, abs=1.5)
 
 
 def test_focus_regions_can_skip_flow(textured_frame, shifted):

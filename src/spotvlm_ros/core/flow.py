@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional, Sequence
 
@@ -50,6 +51,36 @@ def propagate_regions(regions: Sequence[Region], key_image: np.ndarray, cur_imag
         else:
             carried.append(_follow(region, src[mine], dst[mine]))
     return carried
+
+
+def propagate_along(regions: Sequence[Region], images: Sequence[np.ndarray],
+                    **flow) -> list:
+    """Regions carried from `images[0]` (the keyframe) to `images[-1]` through the frames
+    between, one propagate_regions step per pair: short steps keep motion within the tracker's
+    reach. A region stays 'propagated' only if every step tracked it; one lost on the way
+    keeps its best guess (the source it came with), for the caller to widen.
+    """
+    carried, lost = list(regions), [False] * len(regions)
+    for key_image, cur_image in zip(images, images[1:]):
+        stepped = propagate_regions(carried, key_image, cur_image, **flow)
+        # propagate_regions hands back an untracked region itself
+        lost = [was or new is old for was, new, old in zip(lost, stepped, carried)]
+        carried = stepped
+    return [dataclasses.replace(r, source=region.source) if was else r
+            for region, r, was in zip(regions, carried, lost)]
+
+
+def track_path(stamps: Sequence[float], hop_s: float) -> list:
+    """Positions in `stamps` (ascending; the keyframe's first, the current frame's last) of the
+    frames flow steps through: the first at least `hop_s` after the previous one, and the
+    last. `hop_s` 0 goes in one step."""
+    path = [0]
+    for position in range(1, len(stamps) - 1):
+        if hop_s > 0 and stamps[position] - stamps[path[-1]] >= hop_s - 1e-6:
+            path.append(position)
+    if len(stamps) > 1:
+        path.append(len(stamps) - 1)
+    return path
 
 
 def _corners_per_region(cv2, key: np.ndarray, boxes: list, corners: int) -> tuple:

@@ -12,7 +12,7 @@ import numpy as np
 from spotvlm_ros.core.checks import (
     between, boolean, fraction, non_negative, positive, positive_int, require)
 from spotvlm_ros.core.compression import sanitize_label
-from spotvlm_ros.core.flow import propagate_regions
+from spotvlm_ros.core.flow import propagate_along, propagate_regions, track_path
 from spotvlm_ros.core.images import resize_image
 from spotvlm_ros.core.settings import check_settings, setting
 from spotvlm_ros.core.regions import (
@@ -29,8 +29,8 @@ _MERGE_INPUT_PER_REGION = 4
 __all__ = [
     'FocusConfig', 'VisualTokenCounter', 'clip_regions', 'crop_label', 'focus_for_answer',
     'focus_regions',
-    'merge_regions', 'plan_focus', 'plan_focus_from_config', 'propagate_regions',
-    'scale_regions', 'widen_margin']
+    'merge_regions', 'plan_focus', 'plan_focus_from_config', 'propagate_along',
+    'propagate_regions', 'scale_regions', 'track_path', 'widen_margin']
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,10 @@ class FocusConfig:
     flow_corners: int = setting(12, 'corners tracked per region', positive_int)
     flow_max_side: int = setting(
         320, 'pixels; tracking runs on frames shrunk to this long side', positive_int)
+    flow_hop_s: float = setting(
+        0.5, 'seconds; flow steps from the keyframe to the current frame through frames at '
+        'least this far apart (it follows ~80 px of motion per step at 640 px); 0: one step',
+        non_negative)
     flow_min_points: int = setting(
         4, 'a region with fewer good tracks stays where it was, its crop widened',
         positive_int)
@@ -88,11 +92,14 @@ class FocusConfig:
 def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_size: Size,
                   config: FocusConfig = FocusConfig(),
                   key_image: Optional[np.ndarray] = None,
-                  cur_image: Optional[np.ndarray] = None) -> list:
+                  cur_image: Optional[np.ndarray] = None,
+                  via_images: Sequence[np.ndarray] = ()) -> list:
     """Cloud regions mapped to the current frame: scaled, carried by flow, clipped, merged.
 
     `src_size` is the (width, height) the cloud saw (None: already in frame pixels). Ranked
     by score, at most `max_regions`, all inside the frame; labels cleaned as cloud text.
+    `via_images` are frames between the keyframe and this one, oldest first, that flow steps
+    through (see track_path).
     Each box is the best guess of where its object is now: moved by flow where it could be
     tracked, else where the cloud saw it (source 'widened': plan_focus widens its view by
     the context's age). A box grown by its age would be a worse guess: the model is told it.
@@ -104,9 +111,10 @@ def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_siz
     mapped = scale_regions(regions, src_size, frame_size) if src_size else list(regions)
     mapped = clip_regions(mapped, frame_size, 0.0)  # tracking needs boxes inside the frame
     if config.use_flow and key_image is not None and cur_image is not None and mapped:
-        carried = propagate_regions(mapped, key_image, cur_image, config.flow_corners,
-                                    config.flow_min_points, config.flow_max_fb_px,
-                                    config.flow_max_side, frame_size)
+        carried = propagate_along(
+            mapped, [key_image, *via_images, cur_image], corners=config.flow_corners,
+            min_points=config.flow_min_points, max_fb_px=config.flow_max_fb_px,
+            max_side=config.flow_max_side, frame_size=frame_size)
     else:
         carried = mapped
     carried = [r if r.source == SOURCE_PROPAGATED else dataclasses.replace(

@@ -149,7 +149,7 @@ def settings_from(args, params: dict):
         calibration=CalibrationTable.load(args.calibration) if R.AUTO in strategies_of(args)
         else None,
         auto_wait=edge.get('auto.wait', True),  # the edge node's default: it may wait
-        frame_ring_size=int(fuser.get('frame_ring_size', 30)),
+        frame_ring_size=int(fuser.get('frame_ring_size', 100)),
         context=config_from(fuser, 'context', ContextConfig),
         focus=config_from(edge, 'focus', FocusConfig),
         keyframe=config_from(bridge, 'keyframe', KeyframeConfig))

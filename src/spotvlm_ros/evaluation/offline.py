@@ -16,7 +16,7 @@ from spotvlm_ros.core.checks import boolean, non_negative, positive, positive_in
 from spotvlm_ros.core.composition import edge_inputs, fuse, strategy as strategy_named
 from spotvlm_ros.core.compression import tokenizer_counter, word_count
 from spotvlm_ros.core.context import ContextConfig, ContextStore
-from spotvlm_ros.core.focus import FocusConfig
+from spotvlm_ros.core.focus import FocusConfig, track_path
 from spotvlm_ros.core.images import shrink
 from spotvlm_ros.core.keyframes import KeyframeConfig
 from spotvlm_ros.evaluation import records as R
@@ -48,7 +48,7 @@ class OfflineSettings:
     embeds_dtype: str = 'float16'
     calibration: Optional[CalibrationTable] = None  # auto's table (spotvlm calibrate)
     auto_wait: bool = True  # auto may wait for the cloud (the edge node's auto.wait)
-    frame_ring_size: int = 30  # the fuser's ring: older keyframes are not at hand for flow
+    frame_ring_size: int = 100  # the fuser's ring: older keyframes are not at hand for flow
     context: ContextConfig = ContextConfig()
     focus: FocusConfig = FocusConfig()
     keyframe: KeyframeConfig = KeyframeConfig()
@@ -218,8 +218,8 @@ class _Replay:
                     start: float):
         """edge_step without telling the store (the fuser hears only answers given)."""
         focus = self.settings.focus
-        fused = fuse(store, frame.stamp, frame.size, focus, self.key_image(frame, store),
-                     frame.image)
+        key_image, via_images = self.track_images(frame, store)
+        fused = fuse(store, frame.stamp, frame.size, focus, key_image, frame.image, via_images)
         inputs = edge_inputs(strategy, fused, frame.image, frame.stamp, focus)
         answer = yield frame, record.question, inputs
         done = start + answer.cost_s
@@ -281,15 +281,19 @@ class _Replay:
             return start
         return (yield from self.edge_answer(hedge.answer_source, frame, hedge, store, start))
 
-    def key_image(self, frame, store: ContextStore):
-        """The newest reply's keyframe as the fuser holds it: in its ring, at flow size."""
+    def track_images(self, frame, store: ContextStore) -> tuple:
+        """(keyframe, frames between) of the newest reply as the fuser holds them: in its
+        ring, at flow size; (None, ()) when the keyframe has left the ring."""
         newest = store.newest_cloud(frame.stamp)
         if newest is None or not newest.regions:
-            return None
+            return None, ()
         key = self.frames[self._by_seq[newest.keyframe_seq].frame_index]
         if frame.index - key.index >= self.settings.frame_ring_size:
-            return None
-        return shrink(key.image, self.settings.focus.flow_max_side)
+            return None, ()
+        held = self.frames[key.index:frame.index + 1]
+        path = track_path([f.stamp for f in held], self.settings.focus.flow_hop_s)
+        side = self.settings.focus.flow_max_side
+        return shrink(key.image, side), [shrink(held[i].image, side) for i in path[1:-1]]
 
     # cloud strategies ---------------------------------------------------------------------
     def cloud_latest(self, record: AnswerRecord, frame, store: ContextStore) -> AnswerRecord:

@@ -13,6 +13,7 @@ from spotvlm_msgs.msg import CloudContext, EdgeAnswer, FusedContext
 
 from spotvlm_ros.core.composition import fuse
 from spotvlm_ros.core.context import ContextStore
+from spotvlm_ros.core.flow import track_path
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (DiagnosticsPublisher, make_status, threshold_level)
 from spotvlm_ros.models.base import ModelLoadError
@@ -100,20 +101,24 @@ class ContextFuser(Node):
         with self._lock:
             return self._newest
 
-    def _keyframe_image(self, stamp: float) -> Optional[np.ndarray]:
-        """The ring's (shrunk) frame at `stamp`, the keyframe the cloud saw, when still held."""
+    def _track_images(self, key_stamp: float, stamp: float) -> tuple:
+        """(keyframe, frames between) from the ring, shrunk, for flow from `key_stamp` to the
+        frame at `stamp`; (None, ()) when the keyframe is no longer held."""
         with self._lock:
-            for frame_stamp, _, frame in reversed(self._frames):
-                if abs(frame_stamp - stamp) < 1e-4:
-                    return frame
-        return None
+            held = [(s, frame) for s, _, frame in self._frames
+                    if key_stamp - 1e-4 < s < stamp + 1e-4]
+        if not held or abs(held[0][0] - key_stamp) >= 1e-4:
+            return None, ()
+        path = track_path([s for s, _ in held], self.params.focus.flow_hop_s)
+        return held[0][1], [held[i][1] for i in path[1:-1]]
 
     def fuse(self, stamp: float, header, small: np.ndarray, size: tuple) -> FusedContext:
         """The fused context for the frame at `stamp` of `size`, held as its thumbnail."""
         newest = self.store.newest_cloud(stamp)
-        key = self._keyframe_image(newest.keyframe_stamp) if newest is not None else None
+        key, via = self._track_images(newest.keyframe_stamp, stamp) if newest is not None \
+            else (None, ())
         fused = fuse(self.store, stamp, size, self.params.focus, key_image=key,
-                     cur_image=small)
+                     cur_image=small, via_images=via)
         return convert.fused_to_msg(fused, header)
 
     def _publish(self) -> None:

@@ -190,8 +190,9 @@ class ContextFuserConfig(CameraInputConfig):
         '', "the edge model's checkpoint ('tiny' or a folder; `spotvlm run` sets the edge's "
         'model.path): context.budget_tokens counts its tokens (tokenizer files only); empty: '
         'words')
-    frame_ring_size: int = setting(30, 'recent frames kept to find a keyframe for optical flow',
-                                   positive_int)
+    frame_ring_size: int = setting(
+        100, 'recent frames kept (at flow size) to carry regions from a keyframe by optical '
+        'flow; cover context.max_age_s at the camera rate', positive_int)
     min_publish_period_s: float = setting(
         0.1, 'seconds; fused contexts for new frames at most this often (every cloud reply '
         'publishes at once)', non_negative)

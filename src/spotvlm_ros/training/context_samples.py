@@ -16,6 +16,7 @@ from spotvlm_ros.cloud.prompts import FORMAT_PIXELS
 from spotvlm_ros.core import composition as C
 from spotvlm_ros.core.compression import TokenCounter, word_count
 from spotvlm_ros.core.context import ContextConfig, ContextStore
+from spotvlm_ros.core.flow import track_path
 from spotvlm_ros.core.types import CloudAnswer
 from spotvlm_ros.models.prompt import build_messages
 from spotvlm_ros.training.pool import FPS, FRAME_H, FRAME_W
@@ -27,10 +28,20 @@ STRATEGY_MIX = {C.CONTEXT_TRANSFER: 0.5, C.REPLACEMENT_ONLY: 0.15, C.FOCUS_ONLY:
                 C.EDGE_ONLY: 0.25}
 OTHER_QUESTION = 0.15  # the context answers another question than the one asked
 LOST = 0.1  # the reply never came: no cloud context, own turns only
-RING_S = 3.0  # the fuser's ring (30 frames at 10 Hz): older keyframes are not at hand for flow
+RING_S = 10.0  # the fuser's ring (100 frames at 10 Hz): older keyframes are not at hand for flow
 SIZE = (FRAME_W, FRAME_H)
 # The fuser's defaults: its store config is what the edge will read.
 FUSER_CONTEXT = ContextConfig()
+
+
+def track_images(book: DriveBook, key, index: int) -> tuple:
+    """(keyframe, frames between) that flow steps through from frame `key` to `index`, as
+    the fuser's ring holds them; (None, ()) when the keyframe is not at hand."""
+    if key is None or (index - key) / FPS >= RING_S or key not in book.frames:
+        return None, ()
+    held = [i for i in sorted(book.frames) if key <= i <= index]
+    path = track_path([i / FPS for i in held], EDGE_FOCUS.flow_hop_s)
+    return book.frames[key].image(), [book.frames[held[i]].image() for i in path[1:-1]]
 
 
 def draw_delay(rng: np.random.Generator) -> float:
@@ -109,11 +120,10 @@ def context_sample(book: DriveBook, rng: np.random.Generator,
     image = pooled.image()
     if blind and rng.random() < blind:
         image = np.full_like(image, 128)
-    key_image = None
-    if key is not None and (index - key) / FPS < RING_S and key in book.frames:
-        key_image = book.frames[key].image()
+    key_image, via_images = track_images(book, key, index)
     stamp = index / FPS
-    fused = C.fuse(store, stamp, SIZE, EDGE_FOCUS, key_image=key_image, cur_image=image)
+    fused = C.fuse(store, stamp, SIZE, EDGE_FOCUS, key_image=key_image, cur_image=image,
+                   via_images=via_images)
     inputs = C.edge_inputs(name, fused, image, stamp, EDGE_FOCUS)
     return Sample(build_messages(image, qa.question, inputs.turns, inputs.focus),
                   edge_target(qa, inputs.focus), qa.family)
