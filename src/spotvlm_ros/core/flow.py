@@ -14,12 +14,15 @@ from spotvlm_ros.core.types import SOURCE_PROPAGATED, Region
 
 def propagate_regions(regions: Sequence[Region], key_image: np.ndarray, cur_image: np.ndarray,
                       corners: int = 12, min_points: int = 4, max_fb_px: float = 1.0,
-                      max_side: int = 320, frame_size: Optional[tuple] = None) -> list:
+                      max_side: int = 320, frame_size: Optional[tuple] = None,
+                      min_patch_px: float = 24.0) -> list:
     """Regions carried from the keyframe to the current frame by sparse optical flow.
 
     Regions are in the current frame's pixels: `frame_size` (width, height), by default
     `cur_image`'s, which may also be the frame already shrunk (the keyframe is resized to it
     if needed). Tracking runs on images shrunk to `max_side`, where `max_fb_px` is measured.
+    Corners of a box narrower or shorter than `min_patch_px` (at that size) are sought in a
+    patch that wide around it: a far traffic light has too few of its own.
     A region with enough good tracks moves and scales with them (source 'propagated'); the
     others come back unchanged, for the caller to widen.
     """
@@ -31,7 +34,8 @@ def propagate_regions(regions: Sequence[Region], key_image: np.ndarray, cur_imag
     cur = gray_at(cur_image, size)
     key = gray_at(key_image, size)
     small = [(r.x1 * scale, r.y1 * scale, r.x2 * scale, r.y2 * scale) for r in regions]
-    p0, owners = _corners_per_region(cv2, key, small, corners)
+    p0, owners = _corners_per_region(cv2, key, [_at_least(b, min_patch_px) for b in small],
+                                     corners)
     if len(p0) == 0:
         return list(regions)
     # 3 pyramid levels of an 11 px window follow ~40 px of motion at max_side (~80 at 640).
@@ -81,6 +85,14 @@ def track_path(stamps: Sequence[float], hop_s: float) -> list:
     if len(stamps) > 1:
         path.append(len(stamps) - 1)
     return path
+
+
+def _at_least(box: tuple, side: float) -> tuple:
+    """`box` grown about its centre to at least `side` wide and tall."""
+    x1, y1, x2, y2 = box
+    half_w, half_h = max(x2 - x1, side) / 2, max(y2 - y1, side) / 2
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    return cx - half_w, cy - half_h, cx + half_w, cy + half_h
 
 
 def _corners_per_region(cv2, key: np.ndarray, boxes: list, corners: int) -> tuple:

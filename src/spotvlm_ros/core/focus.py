@@ -78,6 +78,9 @@ class FocusConfig:
         0.5, 'seconds; flow steps from the keyframe to the current frame through frames at '
         'least this far apart (it follows ~80 px of motion per step at 640 px); 0: one step',
         non_negative)
+    flow_min_patch_px: float = setting(
+        24.0, 'pixels at flow size; corners of a smaller box are sought in a patch this wide '
+        'around it (a far traffic light has too few of its own)', non_negative)
     flow_min_points: int = setting(
         4, 'a region with fewer good tracks stays where it was, its crop widened',
         positive_int)
@@ -114,7 +117,8 @@ def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_siz
         carried = propagate_along(
             mapped, [key_image, *via_images, cur_image], corners=config.flow_corners,
             min_points=config.flow_min_points, max_fb_px=config.flow_max_fb_px,
-            max_side=config.flow_max_side, frame_size=frame_size)
+            max_side=config.flow_max_side, frame_size=frame_size,
+            min_patch_px=config.flow_min_patch_px)
     else:
         carried = mapped
     carried = [r if r.source == SOURCE_PROPAGATED else dataclasses.replace(
