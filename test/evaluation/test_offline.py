@@ -162,6 +162,24 @@ def test_strategies_differ_as_their_names_say(frames, answerer):
     assert all(not r.answered for r in by(slow_records, R.CLOUD_LATEST) if r.frame_stamp < 3.0)
 
 
+def test_cloud_latest_gives_the_reply_with_its_box_carried_to_the_frame(frames, answerer):
+    from spotvlm_ros.scenes.scoring import split_reply
+
+    settings = OfflineSettings(every=5, edge_cost_s=0.1, deadline_s=1.0)
+    records = simulate(frames, [constant(1.5)], answerer, settings,
+                       strategies=[R.CLOUD_LATEST], questions=[WHERE_VEHICLE])
+    answered = [r for r in records if r.answered]
+    assert answered and all(r.context_age_s >= 1.5 for r in answered)
+    moved = 0
+    for record in answered:
+        keyframe = frames[round(record.source_stamp * 10)]
+        sent = split_reply(answerer.cloud(keyframe, WHERE_VEHICLE)[1].text, frames[0].size)
+        given = split_reply(record.answer, frames[0].size)
+        assert given[0] == sent[0] and len(given[1]) == len(sent[1])  # its words, its boxes
+        moved += given[1] != sent[1]
+    assert moved, 'no box was carried from its keyframe'
+
+
 def test_a_worker_given_every_frame_drops_and_remembers_as_the_node_does(frames, answerer):
     def run(strategy, cost, every_frame):
         charged = Answerer(answerer.edge_backend, answerer.cloud_backend, edge_cost_s=cost)

@@ -19,7 +19,7 @@ import numpy as np
 
 from spotvlm_ros.core.context import SOURCE_EDGE, ContextStore
 from spotvlm_ros.core.focus import FocusConfig, focus_regions, plan_focus_from_config
-from spotvlm_ros.core.regions import scale_regions
+from spotvlm_ros.core.regions import fenced_reply, region_items, scale_regions
 from spotvlm_ros.core.types import SOURCE_CLOUD, FocusPlan, HistoryTurn
 
 Size = tuple  # (width, height)
@@ -149,6 +149,24 @@ def edge_inputs(name: str, context: Optional[FusedContext], frame: np.ndarray, s
     if newest is None and regions:
         newest = context.newest_cloud_stamp
     return EdgeInputs(turns, regions, focus, None if newest is None else stamp - newest)
+
+
+def newest_cloud_turn(context: Optional[FusedContext], query: str, stamp: float,
+                      max_age_s: float = math.inf) -> Optional[HistoryTurn]:
+    """The newest cloud turn about `query` in `context`, at most `max_age_s` old at `stamp`."""
+    turns = [t for t in (context.turns if context else ()) if t.source == SOURCE_CLOUD
+             and t.query == query and 0 <= stamp - t.source_stamp <= max_age_s]
+    return max(turns, key=lambda t: t.source_stamp, default=None)
+
+
+def cloud_reply(turn: HistoryTurn, context: FusedContext) -> tuple:
+    """cloud_latest's answer: (the cloud's turn as written, its words then its regions in a
+    ```json fence; those regions). The regions are the fused ones, carried to this frame,
+    when they come from the turn's own keyframe."""
+    same = context.newest_cloud_stamp is not None and \
+        abs(context.newest_cloud_stamp - turn.source_stamp) < 1e-6
+    regions = list(context.regions) if same else []
+    return (fenced_reply(turn.answer, region_items(regions)) if regions else turn.answer), regions
 
 
 def _wanted(turn: HistoryTurn, chosen: Strategy) -> bool:

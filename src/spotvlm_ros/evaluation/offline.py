@@ -6,6 +6,7 @@ the fixed edge cost model; measured inference times vary from run to run).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -13,7 +14,8 @@ from typing import Callable, Optional, Sequence
 from spotvlm_ros.cloud.embeds import EMBED_DTYPES
 from spotvlm_ros.core.calibration import CalibrationTable, choose_source
 from spotvlm_ros.core.checks import boolean, non_negative, positive, positive_int, require
-from spotvlm_ros.core.composition import edge_inputs, fuse, strategy as strategy_named
+from spotvlm_ros.core.composition import (
+    cloud_reply, edge_inputs, fuse, newest_cloud_turn, strategy as strategy_named)
 from spotvlm_ros.core.compression import tokenizer_counter, word_count
 from spotvlm_ros.core.context import ContextConfig, ContextStore
 from spotvlm_ros.core.focus import FocusConfig, track_path
@@ -218,8 +220,7 @@ class _Replay:
                     start: float):
         """edge_step without telling the store (the fuser hears only answers given)."""
         focus = self.settings.focus
-        key_image, via_images = self.track_images(frame, store)
-        fused = fuse(store, frame.stamp, frame.size, focus, key_image, frame.image, via_images)
+        fused = self.fused(frame, store)
         inputs = edge_inputs(strategy, fused, frame.image, frame.stamp, focus)
         answer = yield frame, record.question, inputs
         done = start + answer.cost_s
@@ -281,6 +282,12 @@ class _Replay:
             return start
         return (yield from self.edge_answer(hedge.answer_source, frame, hedge, store, start))
 
+    def fused(self, frame, store: ContextStore):
+        """The fuser's context for `frame`, from what the store holds now."""
+        key_image, via_images = self.track_images(frame, store)
+        return fuse(store, frame.stamp, frame.size, self.settings.focus, key_image, frame.image,
+                    via_images)
+
     def track_images(self, frame, store: ContextStore) -> tuple:
         """(keyframe, frames between) of the newest reply as the fuser holds them: in its
         ring, at flow size; (None, ()) when the keyframe has left the ring."""
@@ -297,14 +304,20 @@ class _Replay:
 
     # cloud strategies ---------------------------------------------------------------------
     def cloud_latest(self, record: AnswerRecord, frame, store: ContextStore) -> AnswerRecord:
-        """The newest reply already back, whatever frame it was about."""
+        """The newest reply already back, whatever frame it was about, as the edge node gives
+        it: the fuser's turn, its regions carried to this frame."""
         newest = store.newest_cloud(frame.stamp)
         if newest is None:
             return record
+        fused = self.fused(frame, store)
+        turn = newest_cloud_turn(fused, record.question, frame.stamp)
+        if turn is None:
+            return record
         key = self.frames[self._by_seq[newest.keyframe_seq].frame_index]
         _, raw = self.answerer.cloud(key, record.question, newest.keyframe_seq)
-        return _answered(record, raw, frame.stamp, key.stamp,
-                         context_age_s=frame.stamp - key.stamp)
+        answer = dataclasses.replace(raw, text=cloud_reply(turn, fused)[0])
+        return _answered(record, answer, frame.stamp, turn.source_stamp,
+                         context_age_s=frame.stamp - turn.source_stamp)
 
     def cloud_wait(self, record: AnswerRecord, frame, store: ContextStore) -> AnswerRecord:
         """This very frame sent to the cloud; its reply when it comes back, if it does."""

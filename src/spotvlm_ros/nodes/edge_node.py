@@ -24,8 +24,8 @@ from std_msgs.msg import String
 
 from spotvlm_ros.core.calibration import CalibrationTable, choose_source
 from spotvlm_ros.core.composition import (
-    AUTO, CLOUD_LATEST, CLOUD_WAIT, EDGE_ONLY, EDGE_OWN_HISTORY, OFFLOAD, edge_inputs)
-from spotvlm_ros.core.regions import fenced_reply, region_items
+    AUTO, CLOUD_LATEST, CLOUD_WAIT, EDGE_ONLY, EDGE_OWN_HISTORY, OFFLOAD, cloud_reply,
+    edge_inputs, newest_cloud_turn)
 from spotvlm_ros.core.types import SOURCE_CLOUD
 from spotvlm_ros.models.base import EdgeBackend, ModelLoadError
 from spotvlm_ros.models.factory import make_backend
@@ -351,10 +351,7 @@ class EdgeNode(LifecycleNode):
             return CLOUD_WAIT if can_wait else EDGE_ONLY, None
         if self.strategy not in (AUTO, CLOUD_LATEST):
             return self.strategy, None
-        turns = [t for t in (fused.turns if fused else ()) if t.source == SOURCE_CLOUD
-                 and t.query == query
-                 and 0 <= stamp - t.source_stamp <= self.params.context.max_age_s]
-        newest = max(turns, key=lambda t: t.source_stamp, default=None)
+        newest = newest_cloud_turn(fused, query, stamp, self.params.context.max_age_s)
         if self.strategy == CLOUD_LATEST:
             return CLOUD_LATEST, newest
         return choose_source(self.calibration, query, stamp,
@@ -458,16 +455,6 @@ def _auto_activate(node: EdgeNode) -> None:
     if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
         raise SystemExit(1)
     node.trigger_activate()
-
-
-def cloud_reply(turn, fused) -> tuple:
-    """(the newest cloud answer as the cloud wrote it: its turn's words, then its regions in a
-    ```json fence, as offline's cloud_latest answers; those regions). The regions are the
-    fused ones, carried to this frame, when they come from the turn's own keyframe."""
-    same = fused.newest_cloud_stamp is not None and \
-        abs(fused.newest_cloud_stamp - turn.source_stamp) < 1e-6
-    regions = list(fused.regions) if same else []
-    return (fenced_reply(turn.answer, region_items(regions)) if regions else turn.answer), regions
 
 
 def main(argv=None) -> int:
