@@ -224,6 +224,30 @@ def stream_frames(probe: Probe, seconds: float, rate_hz: float) -> list:
     return frames
 
 
+def blob_texture(height: int = 240, width: int = 320) -> np.ndarray:
+    """Random 4 px blobs: a frame optical flow can track."""
+    texture = np.random.default_rng(5).integers(0, 256, (height // 4, width // 4, 3),
+                                                dtype=np.uint8)
+    return np.repeat(np.repeat(texture, 4, axis=0), 4, axis=1)
+
+
+def reply_with_box(header, box: tuple, keyframe_seq: int = 1) -> CloudContext:
+    """A cloud reply about the frame of `header` with one 'car' region at `box` (320x240)."""
+    from spotvlm_msgs.msg import Region
+
+    return CloudContext(header=copy.deepcopy(header), keyframe_seq=keyframe_seq, query='where?',
+                        answer='a car ahead', model='cloud', status=CloudContext.STATUS_OK,
+                        image_width=320, image_height=240,
+                        regions=[Region(label='car', score=1.0, x1=box[0], y1=box[1],
+                                        x2=box[2], y2=box[3], source='cloud')])
+
+
+def region_fused_for(probe: 'Probe', header):
+    """The first region of the newest fused context for the frame of `header`, or None."""
+    fused = [f for f in probe.fused if f.header.stamp == header.stamp and f.focus_regions]
+    return fused[-1].focus_regions[0] if fused else None
+
+
 def values_of(status) -> dict:
     """A DiagnosticStatus's values as {key: value}; {} for None."""
     return {kv.key: kv.value for kv in status.values} if status is not None else {}

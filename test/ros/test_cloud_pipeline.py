@@ -7,7 +7,8 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from spotvlm_msgs.msg import CloudContext
 
-from harness import EDGE, start_cloud_server, start_node, stop, values_of
+from harness import (EDGE, blob_texture, region_fused_for, reply_with_box,
+                     start_cloud_server, start_node, stop, values_of)
 from harness import edge_and_fuser as running_edge_and_fuser
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -129,34 +130,24 @@ def test_a_cloud_outage_keeps_answers_coming_and_turns_diagnostics_warn(edge_and
 
 
 def test_the_fuser_carries_cloud_regions_to_the_newest_frame_by_optical_flow(edge_and_fuser):
-    import copy
-
     import numpy as np
     from spotvlm_msgs.msg import Region
 
     probe, _, _ = edge_and_fuser
-    texture = np.random.default_rng(5).integers(0, 256, (240, 320, 3), dtype=np.uint8)
-    texture = np.repeat(np.repeat(texture[::4, ::4], 4, axis=0), 4, axis=1)  # 4 px blobs: trackable
+    texture = blob_texture()
     step_px, steps = 3, 5  # the scene pans right 3 px per frame
 
     key = probe.publish_frame(texture)
     key_box = (100.0, 80.0, 180.0, 160.0)
-    context = CloudContext(header=copy.deepcopy(key.header), keyframe_seq=7, query='where?',
-                           answer='a car ahead', model='cloud', status=CloudContext.STATUS_OK,
-                           image_width=320, image_height=240,
-                           regions=[Region(label='car', score=1.0, x1=key_box[0], y1=key_box[1],
-                                           x2=key_box[2], y2=key_box[3], source='cloud')])
+    context = reply_with_box(key.header, key_box, keyframe_seq=7)
     for i in range(1, steps + 1):  # the scene moves on while the reply is on its way
         last = probe.publish_frame(np.roll(texture, step_px * i, axis=1))
         probe.wait_for(lambda: False, 0.1)
     probe.cloud_pub.publish(context)
 
-    def carried():
-        fused = [f for f in probe.fused if f.header.stamp == last.header.stamp and f.focus_regions]
-        return fused[-1].focus_regions[0] if fused else None
-
-    assert probe.wait_for(lambda: carried() is not None, 10), 'no fused context with regions'
-    region = carried()
+    assert probe.wait_for(lambda: region_fused_for(probe, last.header) is not None, 10), \
+        'no fused context with regions'
+    region = region_fused_for(probe, last.header)
     assert region.source == Region.SOURCE_PROPAGATED
     shift = step_px * steps
     assert abs(region.x1 - (key_box[0] + shift)) < 2 and abs(region.x2 - (key_box[2] + shift)) < 2

@@ -1,13 +1,11 @@
 """context_fuser carries a late reply's regions through the frames it holds: the fuser as a real
 process, the probe as camera and cloud bridge."""
 
-import copy
-
 import numpy as np
 import pytest
-from spotvlm_msgs.msg import CloudContext, Region
+from spotvlm_msgs.msg import Region
 
-from harness import Probe, start_node, stop
+from harness import Probe, blob_texture, region_fused_for, reply_with_box, start_node, stop
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 KEY_BOX = (60.0, 80.0, 140.0, 160.0)
@@ -19,8 +17,7 @@ def test_the_fuser_follows_motion_too_fast_for_one_flow_step_through_its_ring(tm
     fuser = start_node('context_fuser', tmp_path, **{'focus.flow_hop_s': 0.01,
                                                      'image_reliable': True})
     probe = Probe()
-    texture = np.random.default_rng(5).integers(0, 256, (60, 80, 3), dtype=np.uint8)
-    texture = np.repeat(np.repeat(texture, 4, axis=0), 4, axis=1)  # 4 px blobs: trackable
+    texture = blob_texture()
     try:
         probe.wait_for_subscribers(1)
         key = probe.publish_frame(texture)
@@ -30,19 +27,10 @@ def test_the_fuser_follows_motion_too_fast_for_one_flow_step_through_its_ring(tm
             probe.wait_for(lambda: False, 0.1)
         assert probe.wait_for(
             lambda: probe.status_values('context_fuser').get('frames') == '7', 30)
-        probe.cloud_pub.publish(CloudContext(
-            header=copy.deepcopy(key.header), keyframe_seq=1, query='where?', answer='a car',
-            model='cloud', status=CloudContext.STATUS_OK, image_width=320, image_height=240,
-            regions=[Region(label='car', score=1.0, x1=KEY_BOX[0], y1=KEY_BOX[1],
-                            x2=KEY_BOX[2], y2=KEY_BOX[3], source='cloud')]))
-
-        def carried():
-            fused = [f for f in probe.fused
-                     if f.header.stamp == last.header.stamp and f.focus_regions]
-            return fused[-1].focus_regions[0] if fused else None
-
-        assert probe.wait_for(lambda: carried() is not None, 10), 'no fused context with regions'
-        region = carried()
+        probe.cloud_pub.publish(reply_with_box(key.header, KEY_BOX))
+        assert probe.wait_for(lambda: region_fused_for(probe, last.header) is not None, 10), \
+            'no fused context with regions'
+        region = region_fused_for(probe, last.header)
     finally:
         probe.close()
         codes = stop(fuser)
