@@ -2,8 +2,10 @@
 
 Run: python benchmarks/bench_flow_hold.py [--seeds 1000000,1000001]. On validation drives, the
 nearest object of each kind, every 1 s, is carried to the frame 1, 3 and 6 s later: not at all,
-in one flow step, in `--hop-s` steps, and in steps with small boxes' corners sought in a
-`--patch-px` patch. A carried box holds when its IoU with the same object's true box is >= 0.5.
+in `--hop-s` steps by its own corners alone (4 good tracks needed), and in those steps as the
+focus defaults do it (a small box's corners sought a little around it, then in a patch; a box
+lost on a step coasts). A carried box holds when its IoU with the same object's true box is
+>= 0.5.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 
 from spotvlm_ros.core.flow import propagate_along, track_path  # noqa: E402
+from spotvlm_ros.core.focus import FocusConfig, flow_options  # noqa: E402
 from spotvlm_ros.core.images import shrink  # noqa: E402
 from spotvlm_ros.core.types import Region  # noqa: E402
 from spotvlm_ros.scenes.scoring import iou  # noqa: E402
@@ -31,25 +34,30 @@ KINDS = {'vehicle': VEHICLE_KINDS, 'speed limit sign': ('speed limit sign',),
 AGES_S = (1, 3, 6)
 
 
-def variants(hop_s: float, patch_px: float) -> dict:
-    """name -> (hop in seconds, or None for not carried; patch px)."""
-    return {'not carried': (None, 0.0), 'one step': (0.0, 0.0), f'{hop_s:g} s steps': (hop_s, 0.0),
-            f'steps, {patch_px:g} px patch': (hop_s, patch_px)}
+def variants(hop_s: float) -> dict:
+    """name -> propagate_along keywords (None: not carried)."""
+    return {'not carried': None,
+            f'{hop_s:g} s steps, own corners': dict(hop_s=hop_s, min_patch_px=0.0, min_points=4),
+            'steps, small boxes (defaults)': dict(hop_s=hop_s, stamps=True,
+                                                  **flow_options(FocusConfig()))}
 
 
-def held(frames: list, small: list, key: int, later: int, obj, hop_s, patch_px: float) -> bool:
+def held(frames: list, small: list, key: int, later: int, obj, flow) -> bool:
     """Whether `obj`'s box at frame `key`, carried to `later`, still holds it there."""
     truth = [o for o in frames[later][1].objects
              if o.track_id == obj.track_id and o.visible_frac >= 0.3]
     if not truth:
         return False  # gone from view: no box can hold it
     box = obj.box
-    if hop_s is not None:
-        path = track_path([i / FPS for i in range(key, later + 1)], hop_s)
+    if flow is not None:
+        flow = dict(flow)
+        stamps = [i / FPS for i in range(key, later + 1)]
+        path = track_path(stamps, flow.pop('hop_s'))
+        if flow.pop('stamps', False):
+            flow['stamps'] = [stamps[i] for i in path]
         size = (frames[0][0].shape[1], frames[0][0].shape[0])
         (region,) = propagate_along([Region('object', *obj.box, 1.0)],
-                                    [small[key + i] for i in path], frame_size=size,
-                                    min_patch_px=patch_px)
+                                    [small[key + i] for i in path], frame_size=size, **flow)
         box = (region.x1, region.y1, region.x2, region.y2)
     return iou(box, truth[0].box) >= 0.5
 
@@ -59,10 +67,9 @@ def main() -> int:
     parser.add_argument('--seeds', default='1000000,1000001', help='validation scene seeds')
     parser.add_argument('--seconds', type=float, default=60.0)
     parser.add_argument('--hop-s', type=float, default=0.5)
-    parser.add_argument('--patch-px', type=float, default=24.0)
     args = parser.parse_args()
     frame_count = round(args.seconds * FPS)
-    named = variants(args.hop_s, args.patch_px)
+    named = variants(args.hop_s)
     holds = {}  # (kind, age, variant) -> [bool]
     for seed in (int(s) for s in args.seeds.split(',')):
         frames = list(sequence(seed, frame_count))
@@ -71,9 +78,9 @@ def main() -> int:
             for kind, kinds in KINDS.items():
                 for obj in seen(frames[key][1].objects, kinds)[:1]:
                     for age in AGES_S:
-                        for name, (hop_s, patch_px) in named.items():
+                        for name, flow in named.items():
                             holds.setdefault((kind, age, name), []).append(
-                                held(frames, small, key, key + age * FPS, obj, hop_s, patch_px))
+                                held(frames, small, key, key + age * FPS, obj, flow))
     print(f'seeds {args.seeds}, {args.seconds:g} s drives; share of carried boxes that hold '
           f'(IoU >= 0.5) after {" / ".join(str(a) for a in AGES_S)} s')
     print(f'{"object":<18} {"n":>4}  ' + '  '.join(f'{name:>22}' for name in named))

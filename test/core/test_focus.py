@@ -258,13 +258,41 @@ def test_flow_in_short_steps_follows_motion_one_step_loses(textured_frame, shift
     assert (chained.x1, chained.y1) == (pytest.approx(180, abs=1.5), pytest.approx(90, abs=1.5))
 
 
-def test_a_region_lost_on_one_step_is_not_called_tracked(textured_frame, shifted):
+def test_a_region_lost_on_the_way_coasts_and_is_not_called_tracked(textured_frame, shifted):
     key = textured_frame(320, 240, seed=7)
     blank = np.full_like(key, 128)  # glare: nothing to track
     (r,) = propagate_along([box(100, 60, 160, 120)], [key, shifted(key, 8, 0), blank,
-                                                      shifted(key, 16, 0)])
+                                                      shifted(key, 24, 0)])
     assert r.source == SOURCE_CLOUD
-    assert r.x1 == pytest.approx(108, abs=1.5)  # its best guess: where the last step left it
+    # its best guess: 8 px a step, the velocity of the one step that tracked it
+    assert (r.x1, r.y1) == (pytest.approx(124, abs=1.5), pytest.approx(60, abs=1.5))
+
+
+def test_a_lost_region_coasts_by_the_time_each_step_takes(textured_frame, shifted):
+    key = textured_frame(320, 240, seed=7)
+    blank = np.full_like(key, 128)
+    (r,) = propagate_along([box(100, 60, 160, 120)], [key, shifted(key, 8, 0), blank,
+                                                      shifted(key, 20, 0)],
+                           stamps=[0.0, 0.5, 1.0, 1.25])
+    assert r.x1 == pytest.approx(120, abs=1.5)  # 16 px/s for 0.5 s, then for 0.25 s
+    with pytest.raises(ValueError, match='3 stamps for 2 images'):
+        propagate_along([box(100, 60, 160, 120)], [key, key], stamps=[0.0, 0.5, 1.0])
+
+
+def test_a_small_box_follows_its_own_corners_not_the_ground_behind_it(textured_frame,
+                                                                      shifted):
+    # A pedestrian-sized blob walks 6 px a step to the right; the ground moves 3 px left.
+    ground = textured_frame(320, 240, seed=9)
+    frames = []
+    for step in range(4):
+        frame = shifted(ground, -3 * step, 0)
+        x = 150 + 6 * step
+        frame[100:113, x:x + 6] = (200, 60, 160)  # shirt
+        frame[113:127, x + 1:x + 5] = (40, 40, 90)  # trousers
+        frames.append(frame)
+    (r,) = propagate_along([box(150, 100, 156, 127, 'pedestrian')], frames)
+    assert r.source == SOURCE_PROPAGATED
+    assert r.x1 == pytest.approx(168, abs=1.5)
 
 
 def test_focus_regions_steps_through_the_frames_between(textured_frame, shifted):

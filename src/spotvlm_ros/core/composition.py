@@ -108,12 +108,13 @@ class EdgeInputs:
 def fuse(store: ContextStore, stamp: float, frame_size: Size, config: FocusConfig,
          key_image: Optional[np.ndarray] = None,
          cur_image: Optional[np.ndarray] = None,
-         via_images: Sequence[np.ndarray] = ()) -> FusedContext:
+         via_images: Sequence[np.ndarray] = (),
+         via_stamps: Sequence[float] = ()) -> FusedContext:
     """The fused context for the frame at `stamp`: turns, and the newest regions carried.
 
     `key_image` is the newest cloud answer's keyframe if still at hand (any size: flow runs on
     shrunk copies), `cur_image` the frame, `via_images` the frames between that flow steps
-    through (track_path picks them); without both, regions stay where the cloud saw them
+    through (track_path picks them) and `via_stamps` their times; without both, regions stay where the cloud saw them
     (and their crops are widened by their age: edge_inputs).
     """
     fused = FusedContext(stamp, tuple(frame_size), store.turns_for(stamp))
@@ -122,7 +123,8 @@ def fuse(store: ContextStore, stamp: float, frame_size: Size, config: FocusConfi
         fused.newest_cloud_stamp = newest.keyframe_stamp
         fused.regions = focus_regions(newest.regions, newest.image_size, tuple(frame_size),
                                       config, key_image=key_image, cur_image=cur_image,
-                                      via_images=via_images)
+                                      via_images=via_images,
+                                      stamps=(newest.keyframe_stamp, *via_stamps, stamp))
     return fused
 
 

@@ -13,16 +13,18 @@ from spotvlm_ros.core.types import SOURCE_PROPAGATED, Region
 
 
 def propagate_regions(regions: Sequence[Region], key_image: np.ndarray, cur_image: np.ndarray,
-                      corners: int = 12, min_points: int = 4, max_fb_px: float = 1.0,
+                      corners: int = 12, min_points: int = 2, max_fb_px: float = 1.0,
                       max_side: int = 320, frame_size: Optional[tuple] = None,
-                      min_patch_px: float = 24.0) -> list:
+                      min_patch_px: float = 24.0, own_margin_px: float = 3.0) -> list:
     """Regions carried from the keyframe to the current frame by sparse optical flow.
 
     Regions are in the current frame's pixels: `frame_size` (width, height), by default
     `cur_image`'s, which may also be the frame already shrunk (the keyframe is resized to it
     if needed). Tracking runs on images shrunk to `max_side`, where `max_fb_px` is measured.
-    Corners of a box narrower or shorter than `min_patch_px` (at that size) are sought in a
-    patch that wide around it: a far traffic light has too few of its own.
+    A box narrower or shorter than `min_patch_px` (at that size) is followed by its own corners,
+    sought `own_margin_px` around it, and failing those by the corners of a patch that wide
+    around it: a far traffic light has too few of its own, but a crossing pedestrian moves
+    unlike the road behind it.
     A region with enough good tracks moves and scales with them (source 'propagated'); the
     others come back unchanged, for the caller to widen.
     """
@@ -34,8 +36,10 @@ def propagate_regions(regions: Sequence[Region], key_image: np.ndarray, cur_imag
     cur = gray_at(cur_image, size)
     key = gray_at(key_image, size)
     small = [(r.x1 * scale, r.y1 * scale, r.x2 * scale, r.y2 * scale) for r in regions]
-    p0, owners = _corners_per_region(cv2, key, [_at_least(b, min_patch_px) for b in small],
-                                     corners)
+    # Tier 0: each box's own corners; tier 1: the patch around a small box.
+    boxes = [_grown(b, own_margin_px) if _is_small(b, min_patch_px) else b for b in small]
+    boxes += [_at_least(b, min_patch_px) if _is_small(b, min_patch_px) else None for b in small]
+    p0, owners = _corners_per_region(cv2, key, boxes, corners)
     if len(p0) == 0:
         return list(regions)
     # 3 pyramid levels of an 11 px window follow ~40 px of motion at max_side (~80 at 640).
@@ -49,26 +53,40 @@ def propagate_regions(regions: Sequence[Region], key_image: np.ndarray, cur_imag
     dst = p1.reshape(-1, 2).astype(np.float64) / scale
     carried = []
     for index, region in enumerate(regions):
-        mine = good & (owners == index)
-        if int(mine.sum()) < min_points:
-            carried.append(region)
+        for tier in (index, index + len(regions)):
+            mine = good & (owners == tier)
+            if int(mine.sum()) >= min_points:
+                carried.append(_follow(region, src[mine], dst[mine]))
+                break
         else:
-            carried.append(_follow(region, src[mine], dst[mine]))
+            carried.append(region)
     return carried
 
 
 def propagate_along(regions: Sequence[Region], images: Sequence[np.ndarray],
-                    **flow) -> list:
+                    stamps: Sequence[float] = (), **flow) -> list:
     """Regions carried from `images[0]` (the keyframe) to `images[-1]` through the frames
     between, one propagate_regions step per pair: short steps keep motion within the tracker's
-    reach. A region stays 'propagated' only if every step tracked it; one lost on the way
-    keeps its best guess (the source it came with), for the caller to widen.
+    reach. A region lost on a step coasts at the velocity of its last tracked step, given
+    `stamps` (one per image; without them steps count as equally long). A region stays
+    'propagated' only if every step tracked it; one lost on the way keeps its best guess (the
+    source it came with), for the caller to widen.
     """
+    if stamps and len(stamps) != len(images):
+        raise ValueError(f'{len(stamps)} stamps for {len(images)} images')
+    steps = np.diff(stamps) if stamps else np.ones(max(len(images) - 1, 0))
     carried, lost = list(regions), [False] * len(regions)
-    for key_image, cur_image in zip(images, images[1:]):
+    velocity = [None] * len(regions)  # pixels per second of the last tracked step
+    for step, (key_image, cur_image) in enumerate(zip(images, images[1:])):
         stepped = propagate_regions(carried, key_image, cur_image, **flow)
-        # propagate_regions hands back an untracked region itself
-        lost = [was or new is old for was, new, old in zip(lost, stepped, carried)]
+        dt = max(float(steps[step]), 1e-6)
+        for index, (new, old) in enumerate(zip(stepped, carried)):
+            if new is old:  # propagate_regions hands back an untracked region itself
+                lost[index] = True
+                if velocity[index] is not None:
+                    stepped[index] = _shifted(old, *(v * dt for v in velocity[index]))
+            else:
+                velocity[index] = tuple(d / dt for d in _centre_shift(old, new))
         carried = stepped
     return [dataclasses.replace(r, source=region.source) if was else r
             for region, r, was in zip(regions, carried, lost)]
@@ -87,6 +105,16 @@ def track_path(stamps: Sequence[float], hop_s: float) -> list:
     return path
 
 
+def _is_small(box: tuple, side: float) -> bool:
+    """Whether `box` is narrower or shorter than `side`."""
+    return min(box[2] - box[0], box[3] - box[1]) < side
+
+
+def _grown(box: tuple, margin: float) -> tuple:
+    """`box` with `margin` more on every side."""
+    return box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin
+
+
 def _at_least(box: tuple, side: float) -> tuple:
     """`box` grown about its centre to at least `side` wide and tall."""
     x1, y1, x2, y2 = box
@@ -96,13 +124,17 @@ def _at_least(box: tuple, side: float) -> tuple:
 
 
 def _corners_per_region(cv2, key: np.ndarray, boxes: list, corners: int) -> tuple:
-    """Good features inside each box of the keyframe (Nx1x2 float32), and each one's box."""
+    """Good features inside each box of the keyframe (Nx1x2 float32), and each one's box
+    (a None box has none)."""
     height, width = key.shape
     points, owners = [], []
-    for index, (bx1, by1, bx2, by2) in enumerate(boxes):
+    for index, box in enumerate(boxes):
+        if box is None:
+            continue
+        bx1, by1, bx2, by2 = box
         x1, y1 = max(0, int(bx1)), max(0, int(by1))
         x2, y2 = min(width, int(math.ceil(bx2))), min(height, int(math.ceil(by2)))
-        if x2 - x1 < 8 or y2 - y1 < 8:
+        if x2 - x1 < 4 or y2 - y1 < 4:
             continue
         found = cv2.goodFeaturesToTrack(key[y1:y2, x1:x2], corners, 0.01, 3)
         if found is not None:
@@ -123,6 +155,17 @@ def _follow(region: Region, src: np.ndarray, dst: np.ndarray) -> Region:
     return Region(region.label, nx + (region.x1 - cx) * scale, ny + (region.y1 - cy) * scale,
                   nx + (region.x2 - cx) * scale, ny + (region.y2 - cy) * scale, region.score,
                   SOURCE_PROPAGATED)
+
+
+def _centre_shift(old: Region, new: Region) -> tuple:
+    """How far the box's centre moved from `old` to `new` (dx, dy)."""
+    return ((new.x1 + new.x2 - old.x1 - old.x2) / 2, (new.y1 + new.y2 - old.y1 - old.y2) / 2)
+
+
+def _shifted(region: Region, dx: float, dy: float) -> Region:
+    """`region` moved by (dx, dy), its source kept."""
+    return dataclasses.replace(region, x1=region.x1 + dx, y1=region.y1 + dy,
+                               x2=region.x2 + dx, y2=region.y2 + dy)
 
 
 def _median(values: np.ndarray):

@@ -29,7 +29,7 @@ _MERGE_INPUT_PER_REGION = 4
 __all__ = [
     'FocusConfig', 'VisualTokenCounter', 'clip_regions', 'crop_label', 'focus_for_answer',
     'focus_regions',
-    'merge_regions', 'plan_focus', 'plan_focus_from_config', 'propagate_along',
+    'flow_options', 'merge_regions', 'plan_focus', 'plan_focus_from_config', 'propagate_along',
     'propagate_regions', 'scale_regions', 'track_path', 'widen_margin']
 
 
@@ -79,11 +79,15 @@ class FocusConfig:
         'least this far apart (it follows ~80 px of motion per step at 640 px); 0: one step',
         non_negative)
     flow_min_patch_px: float = setting(
-        24.0, 'pixels at flow size; corners of a smaller box are sought in a patch this wide '
-        'around it (a far traffic light has too few of its own)', non_negative)
+        24.0, 'pixels at flow size; a smaller box is followed by its own corners, and failing '
+        'those by the corners of a patch this wide around it (a far traffic light has too '
+        'few of its own)', non_negative)
+    flow_own_margin_px: float = setting(
+        3.0, "pixels at flow size; a small box's own corners are sought this far around it",
+        non_negative)
     flow_min_points: int = setting(
-        4, 'a region with fewer good tracks stays where it was, its crop widened',
-        positive_int)
+        2, 'a region with fewer good tracks is lost on that step: it coasts at its last '
+        'tracked velocity, and its crop is widened', positive_int)
     flow_max_fb_px: float = setting(
         1.0, 'pixels; forward-backward error above which a track is dropped', positive)
 
@@ -92,17 +96,25 @@ class FocusConfig:
         require(self.max_pixels >= self.min_pixels, 'max_pixels', 'must be >= min_pixels')
 
 
+def flow_options(config: FocusConfig) -> dict:
+    """propagate_regions' keywords from the focus settings."""
+    return dict(corners=config.flow_corners, min_points=config.flow_min_points,
+                max_fb_px=config.flow_max_fb_px, max_side=config.flow_max_side,
+                min_patch_px=config.flow_min_patch_px, own_margin_px=config.flow_own_margin_px)
+
+
 def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_size: Size,
                   config: FocusConfig = FocusConfig(),
                   key_image: Optional[np.ndarray] = None,
                   cur_image: Optional[np.ndarray] = None,
-                  via_images: Sequence[np.ndarray] = ()) -> list:
+                  via_images: Sequence[np.ndarray] = (),
+                  stamps: Sequence[float] = ()) -> list:
     """Cloud regions mapped to the current frame: scaled, carried by flow, clipped, merged.
 
     `src_size` is the (width, height) the cloud saw (None: already in frame pixels). Ranked
     by score, at most `max_regions`, all inside the frame; labels cleaned as cloud text.
     `via_images` are frames between the keyframe and this one, oldest first, that flow steps
-    through (see track_path).
+    through (see track_path); `stamps` the times of the keyframe, those and this frame.
     Each box is the best guess of where its object is now: moved by flow where it could be
     tracked, else where the cloud saw it (source 'widened': plan_focus widens its view by
     the context's age). A box grown by its age would be a worse guess: the model is told it.
@@ -114,11 +126,8 @@ def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_siz
     mapped = scale_regions(regions, src_size, frame_size) if src_size else list(regions)
     mapped = clip_regions(mapped, frame_size, 0.0)  # tracking needs boxes inside the frame
     if config.use_flow and key_image is not None and cur_image is not None and mapped:
-        carried = propagate_along(
-            mapped, [key_image, *via_images, cur_image], corners=config.flow_corners,
-            min_points=config.flow_min_points, max_fb_px=config.flow_max_fb_px,
-            max_side=config.flow_max_side, frame_size=frame_size,
-            min_patch_px=config.flow_min_patch_px)
+        carried = propagate_along(mapped, [key_image, *via_images, cur_image], stamps=stamps,
+                                  frame_size=frame_size, **flow_options(config))
     else:
         carried = mapped
     carried = [r if r.source == SOURCE_PROPAGATED else dataclasses.replace(

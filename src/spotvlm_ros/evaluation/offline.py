@@ -284,23 +284,24 @@ class _Replay:
 
     def fused(self, frame, store: ContextStore):
         """The fuser's context for `frame`, from what the store holds now."""
-        key_image, via_images = self.track_images(frame, store)
+        key_image, via_images, via_stamps = self.track_images(frame, store)
         return fuse(store, frame.stamp, frame.size, self.settings.focus, key_image, frame.image,
-                    via_images)
+                    via_images, via_stamps)
 
     def track_images(self, frame, store: ContextStore) -> tuple:
-        """(keyframe, frames between) of the newest reply as the fuser holds them: in its
-        ring, at flow size; (None, ()) when the keyframe has left the ring."""
+        """(keyframe, frames between, their stamps) of the newest reply as the fuser holds
+        them: in its ring, at flow size; (None, (), ()) when the keyframe has left the ring."""
         newest = store.newest_cloud(frame.stamp)
         if newest is None or not newest.regions:
-            return None, ()
+            return None, (), ()
         key = self.frames[self._by_seq[newest.keyframe_seq].frame_index]
         if frame.index - key.index >= self.settings.frame_ring_size:
-            return None, ()
+            return None, (), ()
         held = self.frames[key.index:frame.index + 1]
-        path = track_path([f.stamp for f in held], self.settings.focus.flow_hop_s)
+        via = track_path([f.stamp for f in held], self.settings.focus.flow_hop_s)[1:-1]
         side = self.settings.focus.flow_max_side
-        return shrink(key.image, side), [shrink(held[i].image, side) for i in path[1:-1]]
+        return (shrink(key.image, side), [shrink(held[i].image, side) for i in via],
+                [held[i].stamp for i in via])
 
     # cloud strategies ---------------------------------------------------------------------
     def cloud_latest(self, record: AnswerRecord, frame, store: ContextStore) -> AnswerRecord:

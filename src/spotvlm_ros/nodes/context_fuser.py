@@ -102,23 +102,23 @@ class ContextFuser(Node):
             return self._newest
 
     def _track_images(self, key_stamp: float, stamp: float) -> tuple:
-        """(keyframe, frames between) from the ring, shrunk, for flow from `key_stamp` to the
-        frame at `stamp`; (None, ()) when the keyframe is no longer held."""
+        """(keyframe, frames between, their stamps) from the ring, shrunk, for flow from
+        `key_stamp` to the frame at `stamp`; (None, (), ()) when the keyframe is not held."""
         with self._lock:
             held = [(s, frame) for s, _, frame in self._frames
                     if key_stamp - 1e-4 < s < stamp + 1e-4]
         if not held or abs(held[0][0] - key_stamp) >= 1e-4:
-            return None, ()
-        path = track_path([s for s, _ in held], self.params.focus.flow_hop_s)
-        return held[0][1], [held[i][1] for i in path[1:-1]]
+            return None, (), ()
+        via = [held[i] for i in track_path([s for s, _ in held], self.params.focus.flow_hop_s)]
+        return held[0][1], [frame for _, frame in via[1:-1]], [s for s, _ in via[1:-1]]
 
     def fuse(self, stamp: float, header, small: np.ndarray, size: tuple) -> FusedContext:
         """The fused context for the frame at `stamp` of `size`, held as its thumbnail."""
         newest = self.store.newest_cloud(stamp)
-        key, via = self._track_images(newest.keyframe_stamp, stamp) if newest is not None \
-            else (None, ())
+        key, via, via_stamps = self._track_images(newest.keyframe_stamp, stamp) \
+            if newest is not None else (None, (), ())
         fused = fuse(self.store, stamp, size, self.params.focus, key_image=key,
-                     cur_image=small, via_images=via)
+                     cur_image=small, via_images=via, via_stamps=via_stamps)
         return convert.fused_to_msg(fused, header)
 
     def _publish(self) -> None:

@@ -35,13 +35,13 @@ FUSER_CONTEXT = ContextConfig()
 
 
 def track_images(book: DriveBook, key, index: int) -> tuple:
-    """(keyframe, frames between) that flow steps through from frame `key` to `index`, as
-    the fuser's ring holds them; (None, ()) when the keyframe is not at hand."""
+    """(keyframe, frames between, their stamps) that flow steps through from frame `key` to
+    `index`, as the fuser's ring holds them; (None, (), ()) when the keyframe is not at hand."""
     if key is None or (index - key) / FPS >= RING_S or key not in book.frames:
-        return None, ()
+        return None, (), ()
     held = [i for i in sorted(book.frames) if key <= i <= index]
-    path = track_path([i / FPS for i in held], EDGE_FOCUS.flow_hop_s)
-    return book.frames[key].image(), [book.frames[held[i]].image() for i in path[1:-1]]
+    via = [held[i] for i in track_path([i / FPS for i in held], EDGE_FOCUS.flow_hop_s)[1:-1]]
+    return book.frames[key].image(), [book.frames[i].image() for i in via], [i / FPS for i in via]
 
 
 def draw_delay(rng: np.random.Generator) -> float:
@@ -120,10 +120,10 @@ def context_sample(book: DriveBook, rng: np.random.Generator,
     image = pooled.image()
     if blind and rng.random() < blind:
         image = np.full_like(image, 128)
-    key_image, via_images = track_images(book, key, index)
+    key_image, via_images, via_stamps = track_images(book, key, index)
     stamp = index / FPS
     fused = C.fuse(store, stamp, SIZE, EDGE_FOCUS, key_image=key_image, cur_image=image,
-                   via_images=via_images)
+                   via_images=via_images, via_stamps=via_stamps)
     inputs = C.edge_inputs(name, fused, image, stamp, EDGE_FOCUS)
     return Sample(build_messages(image, qa.question, inputs.turns, inputs.focus),
                   edge_target(qa, inputs.focus), qa.family)
