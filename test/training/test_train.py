@@ -41,3 +41,30 @@ def test_stop_after_keeps_the_planned_schedule(tmp_path, pool):
     summary = train('edge', tmp_path / 'e', steps=3, batch_size=1, lr=1e-3, seed=0, pool=pool,
                     log=lambda m: None, stop_after=2)
     assert (summary['steps_planned'], summary['steps']) == (3, 2)
+
+
+def test_whole_words_get_one_id_each_starting_from_their_pieces(tmp_path, pool):
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from spotvlm_ros.training.checkpoint import add_whole_words
+
+    summary = train('edge', tmp_path / 'w', steps=1, batch_size=1, lr=1e-3, seed=0, pool=pool,
+                    log=lambda m: None, whole_words=['green', 'yellow', 'red'])
+    assert summary['whole_words_added'] == ['green', 'yellow']  # 'red' was already whole
+    processor = AutoProcessor.from_pretrained(tmp_path / 'w', local_files_only=True)
+    tokenizer = processor.tokenizer
+    assert len(tokenizer('green light', add_special_tokens=False)['input_ids']) == 2
+    assert tokenizer.decode(tokenizer('yellow, go.')['input_ids']) == 'yellow, go.'
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path / 'w', local_files_only=True)
+    assert model.get_input_embeddings().num_embeddings > max(
+        tokenizer.convert_tokens_to_ids(['green', 'yellow']))
+
+    # A fresh id starts as the mean of its pieces, in and out; other rows are untouched.
+    pieces = processor.tokenizer('amber', add_special_tokens=False)['input_ids']
+    before = model.get_output_embeddings().weight.detach().clone()
+    assert add_whole_words(processor, model, ['amber']) == ['amber']
+    (index,) = processor.tokenizer.convert_tokens_to_ids(['amber'])
+    for table in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+        assert torch.allclose(table[index], table[pieces].mean(0))
+    assert torch.equal(model.get_output_embeddings().weight[:len(before)], before)

@@ -16,7 +16,7 @@ from spotvlm_ros.cli_types import share
 from spotvlm_ros.core.compression import tokenizer_counter
 from spotvlm_ros.training.batches import encode_batch, weighted_loss
 from spotvlm_ros.training.data import ROLES, draw_sample
-from spotvlm_ros.training.checkpoint import ROLE_SPECS, build_role_checkpoint
+from spotvlm_ros.training.checkpoint import ROLE_SPECS, add_whole_words, build_role_checkpoint
 from spotvlm_ros.training.pool import FPS, build_pool
 
 MARKER_FILE = 'spotvlm_training.json'
@@ -51,7 +51,8 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
           pool: dict, log=print, max_s: float = float('inf'),
           init_from: Optional[Path] = None, key_weight: float = 1.0,
           zoom_curriculum: float = 0.0, stop_after: Optional[int] = None,
-          books: Sequence = (), loss_per: str = 'token', blind: float = 0.0) -> dict:
+          books: Sequence = (), loss_per: str = 'token', blind: float = 0.0,
+          whole_words: Sequence[str] = ()) -> dict:
     """Build the role's model, train it, save it as fp16 safetensors; the run's summary."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -62,6 +63,9 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
     processor = AutoProcessor.from_pretrained(source, local_files_only=True)
     model = AutoModelForImageTextToText.from_pretrained(source, local_files_only=True,
                                                         dtype=torch.float32)
+    added = add_whole_words(processor, model, whole_words)
+    if added:
+        log(f'{role}: {", ".join(added)} now one token each')
     previous = None
     if init_from and (Path(init_from) / MARKER_FILE).exists():
         previous = json.loads((Path(init_from) / MARKER_FILE).read_text())
@@ -104,7 +108,7 @@ def train(role: str, out: Path, steps: int, batch_size: int, lr: float, seed: in
     summary = {'role': role, 'max_pixels': spec['max_pixels'],
                'steps_planned': steps, 'steps': len(losses), 'batch_size': batch_size, 'lr': lr,
                'seed': seed, 'key_weight': key_weight, 'loss_per': loss_per, 'blind': blind,
-               'zoom_curriculum': zoom_curriculum,
+               'zoom_curriculum': zoom_curriculum, 'whole_words_added': added,
                'train_scenes': len(pool), 'reply_book_drives': [b.seed for b in books],
                'first_loss': float(np.mean(losses[:25])),
                'final_loss': float(np.mean(losses[-25:])),
@@ -150,6 +154,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--zoom-curriculum', type=float, default=0.0,
                         help='share of the steps over which cloud samples go from close crops '
                              'of their object to whole frames (0: whole frames only)')
+    parser.add_argument('--whole-words', default='', metavar='W1,W2',
+                        help='words the tokenizer spells in pieces that get an id of their '
+                             'own before training (e.g. green,yellow)')
     parser.add_argument('--pool-cache', default=None, help='pickle file to reuse the pool')
     parser.add_argument('--replies', action='append', default=[], metavar='BOOK',
                         help='reply book(s) of spotvlm build-replies: edge samples then carry '
@@ -168,7 +175,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     max_s=args.max_minutes * 60, init_from=args.init_from,
                     key_weight=args.key_weight, zoom_curriculum=args.zoom_curriculum,
                     stop_after=args.stop_after, books=load_books(args.replies),
-                    loss_per=args.loss_per, blind=args.blind_share)
+                    loss_per=args.loss_per, blind=args.blind_share,
+                    whole_words=[w for w in args.whole_words.split(',') if w])
     print(json.dumps(summary), flush=True)
     return 0
 
