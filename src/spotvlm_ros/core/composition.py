@@ -114,8 +114,8 @@ def fuse(store: ContextStore, stamp: float, frame_size: Size, config: FocusConfi
 
     `key_image` is the newest cloud answer's keyframe if still at hand (any size: flow runs on
     shrunk copies), `cur_image` the frame, `via_images` the frames between that flow steps
-    through (track_path picks them) and `via_stamps` their times; without both, regions stay where the cloud saw them
-    (and their crops are widened by their age: edge_inputs).
+    through (track_path picks them) and `via_stamps` their times; without both, regions stay
+    where the cloud saw them (and their crops are widened by their age: edge_inputs).
     """
     fused = FusedContext(stamp, tuple(frame_size), store.turns_for(stamp))
     newest = store.newest_cloud(stamp)

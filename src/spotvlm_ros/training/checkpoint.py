@@ -85,7 +85,7 @@ def add_whole_words(processor, model, words) -> list:
     tokenizer.add_tokens(new)
     ids = tokenizer.convert_tokens_to_ids(new)
     model.resize_token_embeddings(max(model.get_input_embeddings().num_embeddings,
-                                      max(ids) + 1))
+                                      max(ids) + 1), mean_resizing=False)  # set below
     with torch.no_grad():
         for table in {model.get_input_embeddings().weight, model.get_output_embeddings().weight}:
             for word, index in zip(new, ids):
