@@ -347,3 +347,18 @@ def test_live_and_offline_are_compared_on_what_both_answered():
     both_offline, both_live = answered_in_both(offline, live)
     assert [r.frame_index for r in both_offline] == [0, 2]
     assert [r.frame_index for r in both_live] == [0, 2]
+
+
+def test_replies_past_the_stores_capacity_still_reach_the_frames_they_arrive_for(frames,
+                                                                                 answerer):
+    # The whole drive's replies wait in the store before they arrive; its capacity is what
+    # the live store holds at once, so it must not evict the early ones before their frames.
+    every_frame = KeyframeConfig(max_in_flight=64, min_interval_s=0.0, max_interval_s=0.1)
+    roomy = OfflineSettings(every=5, keyframe=every_frame)
+    small = dataclasses.replace(roomy, context=dataclasses.replace(roomy.context, capacity=4))
+    got = {name: simulate(frames, [constant(0.0)], answerer, settings, [R.CLOUD_LATEST],
+                          [LIGHT])
+           for name, settings in (('roomy', roomy), ('small', small))}
+    assert len(keyframe_requests(frames, constant(0.0), every_frame, 12.0)) > 4 * 4
+    assert all(r.answered for r in got['small'])
+    assert [r.answer for r in got['small']] == [r.answer for r in got['roomy']]

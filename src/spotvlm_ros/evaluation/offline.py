@@ -165,7 +165,11 @@ class _Replay:
 
     def cloud_store(self, question: str, with_cloud: bool = True) -> ContextStore:
         """The fuser's store, holding every good reply, each hidden until it arrives."""
-        store = ContextStore(self.settings.context, self.count_tokens)
+        # Every reply of the drive is stored up front, each hidden until it arrives: its
+        # capacity must not evict replies that the live store would not hold yet.
+        config = dataclasses.replace(self.settings.context, capacity=max(
+            self.settings.context.capacity, len(self.requests)))
+        store = ContextStore(config, self.count_tokens)
         for request in self.requests if with_cloud else ():
             if request.ok:
                 answer, _ = self.answerer.cloud(self.frames[request.frame_index], question,
