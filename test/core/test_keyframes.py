@@ -57,10 +57,19 @@ def test_change_is_measured_against_the_last_keyframe_sent():
 
 def test_max_interval_forces_a_keyframe():
     p = policy(min_interval_s=0.1, max_interval_s=2.0)
-    p.should_send(0.0, gray_frame(100), 0)
-    assert not p.should_send(1.9, gray_frame(100), 0).send
-    forced = p.should_send(2.0, gray_frame(100), 0)
-    assert forced.send and 'max interval' in forced.reason
+    decisions = {t: p.should_send(t, gray_frame(100), 0) for t in np.arange(0, 21) / 10}
+    assert [t for t, d in decisions.items() if d.send] == [0.0, 2.0]
+    assert 'max interval' in decisions[2.0].reason
+
+
+def test_jittered_stamps_keep_the_max_interval_rate():
+    # A live camera's stamps at 10 Hz, each a few ms off: a keyframe still goes every 10th
+    # frame, the one nearest the due time, as on the exact stamps of the same drive offline.
+    p = policy(min_interval_s=0.5, max_interval_s=1.0, change_threshold=1.0)
+    jitter = np.random.default_rng(0).uniform(-0.01, 0.01, 600)
+    sent = [i for i in range(600)
+            if p.should_send(i / 10 + jitter[i], gray_frame(100), 0).send]
+    assert sent == list(range(0, 600, 10))
 
 
 def test_without_a_frame_only_the_max_interval_sends():
