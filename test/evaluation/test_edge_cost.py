@@ -43,3 +43,48 @@ def test_fit_edge_cost_measures_the_edge_model_and_writes_a_model(tmp_path, caps
     assert model.intercept_s >= 0 and model.per_new_token_s >= 0 and model.per_image_s >= 0
     assert 'answers on sample_scene' in model.fitted_on
     assert 'ms/new token' in capsys.readouterr().out
+
+
+def write_live_answers(path, answers):
+    """An answer bag as a live run records it: (prompt, new tokens, crops, seconds) each."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from spotvlm_ros.io.bags import ANSWER_TYPE, spotvlm_typestore
+
+    store = spotvlm_typestore()
+    types = store.types
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection('/answer', ANSWER_TYPE, typestore=store)
+        for i, (prompt, new, crops, seconds) in enumerate(answers):
+            header = types['std_msgs/msg/Header'](
+                stamp=types['builtin_interfaces/msg/Time'](sec=i, nanosec=0), frame_id='camera')
+            regions = [types['spotvlm_msgs/msg/Region'](label='car', score=1.0, x1=0, y1=0,
+                                                         x2=10, y2=10, source='cloud')] * crops
+            msg = types['spotvlm_msgs/msg/EdgeAnswer'](
+                header=header, query='q', answer='a', model='edge', strategy='s', source='s',
+                inference_time_s=seconds, latency_s=seconds, has_context=False,
+                context_age_s=-1.0, used_context=False, used_focus=crops > 0,
+                focus_regions=regions, visual_tokens=64, prompt_tokens=prompt, new_tokens=new,
+                frames_dropped=0)
+            writer.write(conn, i * 10**9 + 1, store.serialize_cdr(msg, ANSWER_TYPE))
+
+
+def test_fit_edge_cost_fits_the_edge_nodes_own_times_in_live_runs(tmp_path, capsys):
+    from spotvlm_ros.evaluation.fit_edge_cost import main
+
+    truth = EdgeCostModel(0.012, 3e-5, 2e-3, 4e-3)
+    inputs = [(p, n, c) for p in (100, 250) for n in (4, 20, 48) for c in (0, 1, 2)]
+    live = tmp_path / 'eval' / 'live'
+    live.mkdir(parents=True)
+    write_live_answers(live / 'edge_only', [(p, n, c, truth.cost(p, n, 1 + c))
+                                            for p, n, c in inputs])
+    # The cloud's answers (cloud_latest) took no edge time: they are not samples.
+    write_live_answers(live / 'cloud_latest', [(0, 5, 0, 0.0)] * 4)
+    out = tmp_path / 'edge_cost.json'
+    assert main(['--live', str(tmp_path / 'eval'), '--out', str(out)]) == 0
+    model = EdgeCostModel.load(out)
+    for name in ('intercept_s', 'per_prompt_token_s', 'per_new_token_s', 'per_image_s'):
+        assert getattr(model, name) == pytest.approx(getattr(truth, name), rel=1e-4)
+    assert model.fitted_on.startswith('18 edge node answers in live runs (eval)')
+    assert '18 answers' in capsys.readouterr().out
+    assert main(['--live', str(tmp_path / 'nothing'), '--out', str(out)]) == 2
