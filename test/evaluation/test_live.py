@@ -9,8 +9,9 @@ import pytest
 pytest.importorskip('rclpy', reason='rclpy is installed by `make setup`')
 
 from spotvlm_ros.evaluation.live import (LiveRunError, live_records, read_answer_bag,  # noqa: E402
-                                         run_live)
-from spotvlm_ros.evaluation.records import CLOUD_WAIT, EDGE_ONLY, AnswerRecord  # noqa: E402
+                                         run_grace_s, run_live)
+from spotvlm_ros.evaluation.records import (  # noqa: E402
+    AUTO, CLOUD_WAIT, EDGE_ONLY, PARTITIONED, AnswerRecord)
 from spotvlm_ros.io.bags import (ANSWER_TYPE, CLOUD_CONTEXT_TYPE, GROUND_TRUTH_TYPE,  # noqa: E402
                                  spotvlm_typestore)
 from spotvlm_ros.scenes.scoring import split_reply  # noqa: E402
@@ -185,6 +186,14 @@ def test_run_live_records_answers_and_ground_truth(tmp_path):
     assert all(r.score is None for r in records)
 
 
+def test_runs_answered_by_the_bridge_wait_for_replies_as_long_as_the_cloud_may_take():
+    # Offline counts every cloud_wait reply within the bridge's timeout; a run that stopped
+    # 3 s after the last frame lost the replies a queued cloud still owed (8 of 100 frames).
+    assert run_grace_s(CLOUD_WAIT, 3.0, 12.0) == run_grace_s(PARTITIONED, 3.0, 12.0) == 12.0
+    assert run_grace_s(EDGE_ONLY, 3.0, 12.0) == run_grace_s(AUTO, 3.0, 12.0) == 3.0
+    assert run_grace_s(CLOUD_WAIT, 3.0, 0.0) == 3.0
+
+
 def test_run_live_refuses_strategies_it_cannot_run(tmp_path):
     with pytest.raises(ValueError, match='guess'):
         run_live(tmp_path / 'scene', tmp_path / 'eval', QUESTION, ['guess'], 'constant',
@@ -243,7 +252,6 @@ def test_run_live_partitioned_sends_visual_tokens_the_cloud_decoder_answers(tmp_
     from spotvlm_ros.cloud.encoding import sent_image
     from spotvlm_ros.cloud.replies import keyframe_prompt
     from spotvlm_ros.cloud.responders import transformers_responder
-    from spotvlm_ros.evaluation.records import PARTITIONED
     from spotvlm_ros.io.replay import load_bag
     from spotvlm_ros.models.split import answer_from_tokens, encode_frame
 

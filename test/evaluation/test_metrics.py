@@ -146,3 +146,16 @@ def test_agreement_pairs_common_rows():
     assert first['difference'] == pytest.approx(0.05) and first['within'] is True
     assert second['difference'] == pytest.approx(-0.2) and second['within'] is False
     assert third['difference'] is None and third['within'] is False
+    assert first['offline_answered'] is None and first['answered_within'] is None
+
+
+def test_agreement_compares_answered_rates_within_five_points():
+    rows = [{'trace': 'a', 'strategy': s, 'acc_mean': 0.5} for s in (EDGE_ONLY, CONTEXT_TRANSFER)]
+    offline = [{'trace': 'a', 'strategy': EDGE_ONLY, 'answered_rate': 1.0},
+               {'trace': 'a', 'strategy': CONTEXT_TRANSFER, 'answered_rate': 1.0}]
+    live = [{'trace': 'a', 'strategy': EDGE_ONLY, 'answered_rate': 0.91},
+            {'trace': 'a', 'strategy': CONTEXT_TRANSFER, 'answered_rate': 0.95}]
+    edge, ct = agreement(rows, rows, tolerance=0.1, answered=(offline, live))
+    assert (edge['offline_answered'], edge['live_answered']) == (1.0, 0.91)
+    assert edge['within'] is True and edge['answered_within'] is False
+    assert ct['answered_within'] is True

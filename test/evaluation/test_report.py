@@ -40,8 +40,10 @@ def records():
 def write(tmp_path, name, with_agreement=True):
     recs = records()
     rows = summarise(recs, SETTINGS['deadline_s'])
-    live = [dict(r, acc_mean=r['acc_mean'] + 0.01) for r in rows if r['trace'] == 'lan']
-    agreed = agreement(rows, live, SETTINGS['agreement_tolerance']) if with_agreement else None
+    live = [dict(r, acc_mean=r['acc_mean'] + 0.01, answered_rate=r['answered_rate'] - 0.1)
+            for r in rows if r['trace'] == 'lan']
+    agreed = agreement(rows, live, SETTINGS['agreement_tolerance'], answered=(rows, live)) \
+        if with_agreement else None
     paths = write_results(tmp_path / name, recs, rows, dict(SETTINGS), agreed)
     return recs, rows, paths
 
@@ -95,7 +97,7 @@ def test_report_md_tables(tmp_path):
     assert '| lte | 0.800 | cloud_wait | 3 | 0.000 |' in md  # nothing answered on lte
     # Agreement, with its tolerance stated.
     assert 'tolerance 0.050' in md
-    assert '| lan | edge_only | 0.250 | 0.260 | 0.010 | yes |' in lines
+    assert '| lan | edge_only | 0.250 | 0.260 | 0.010 | yes | 1.000 | 0.900 | no |' in lines
     for name in PLOT_FILES:
         assert f']({name})' in md
     # Per question: a row per trace and question, a column per strategy.

@@ -250,6 +250,12 @@ def run_arguments(bag, question: str, strategy: str, trace: str, trace_params, e
     return args
 
 
+def run_grace_s(strategy: str, grace_s: float, reply_grace_s: float) -> float:
+    """Seconds a run of `strategy` waits after the last frame: a queued cloud may answer the
+    last frames of cloud_wait or partitioned seconds later, an edge answers within grace_s."""
+    return max(grace_s, reply_grace_s) if strategy in BRIDGE_STRATEGIES else grace_s
+
+
 def run_command(*args, **kwargs) -> list:
     """The quiet `spotvlm run` command line of one live run (see run_arguments)."""
     return [sys.executable, '-m', 'spotvlm_ros.cli', 'run', '--quiet',
@@ -296,14 +302,16 @@ def run_live(bag: Union[str, pathlib.Path], out_dir: Union[str, pathlib.Path], q
              strategies: Sequence[str], trace: str, trace_params, edge_model, cloud_model,
              extra_params: Sequence[str] = (), timeout_s: float = DEFAULT_TIMEOUT_S, *,
              trace_name: Optional[str] = None, seed: int = 0, grace_s: float = 3.0,
-             link: Optional[Mapping] = None) -> list:
+             link: Optional[Mapping] = None, reply_grace_s: float = 0.0) -> list:
     """Run the nodes live on `bag` once per strategy; every strategy's records, in order.
 
     Each run (``spotvlm run --record``, a subprocess) records its answers and ground truth
     into ``out_dir/live/<strategy>`` (an existing bag there is replaced), its output into
     ``out_dir/live/<strategy>.{out,err}.log``. trace_params: {'delay_s': 1.0} or
     ['delay_s=1.0']; trace_name (default: `trace`) names the trace in the records; timeout_s
-    bounds each strategy's run; link: partitioned's uplink (see run_arguments).
+    bounds each strategy's run; link: partitioned's uplink (see run_arguments);
+    reply_grace_s: how long after the last frame a run whose answers are the bridge's replies
+    waits for them (the bridge's cloud.timeout_s: offline counts every reply within it).
 
     image_source stamps a frame's ground truth like the frame (restamped or not), and an
     EdgeAnswer carries its frame's header: answers and ground truth match by stamp, exactly.
@@ -334,7 +342,8 @@ def run_live(bag: Union[str, pathlib.Path], out_dir: Union[str, pathlib.Path], q
         if path.exists():
             shutil.rmtree(path)
         cmd = run_command(bag, question, strategy, trace, trace_params, edge_model, cloud_model,
-                          path, extra_params, seed, grace_s, link)
+                          path, extra_params, seed, run_grace_s(strategy, grace_s, reply_grace_s),
+                          link)
         started = time.monotonic()
         _run_one(cmd, strategy, live_dir, timeout_s)
         recorded_truths, recorded_answers = read_answer_bag(path)

@@ -212,7 +212,7 @@ def live_strategies(args) -> list:
     return [s for s in wanted if s not in skipped]
 
 
-def run_live(args, bag: Path, strategies: list) -> list:
+def run_live(args, bag: Path, strategies: list, reply_grace_s: float = 0.0) -> list:
     """The real nodes on the bag for these strategies, scored."""
     from spotvlm_ros.evaluation.live import run_live as live
     from spotvlm_ros.evaluation.metrics import score_record
@@ -223,7 +223,8 @@ def run_live(args, bag: Path, strategies: list) -> list:
                    extra_params=[*DEFAULT_OVERRIDES, f'edge_node:auto.deadline_s={args.deadline}',
                                  f'edge_node:offload.deadline_s={args.deadline}', *args.param],
                    trace_name=args.live_trace, seed=args.seed,
-                   link={'uplink_mbps': args.uplink_mbps, 'embeds_dtype': args.embeds_dtype})
+                   link={'uplink_mbps': args.uplink_mbps, 'embeds_dtype': args.embeds_dtype},
+                   reply_grace_s=reply_grace_s)
     return [score_record(r) for r in records]
 
 
@@ -385,13 +386,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                           'strategies': ','.join(strategies)})
         every_frame = dataclasses.replace(settings, every=1)
         offline = run_offline(live_args, frames, params, every_frame)
-        live = run_live(args, bags[0], strategies)
+        live = run_live(args, bags[0], strategies, settings.cloud_timeout_s)
         write_jsonl(Path(args.out) / 'live' / 'records.jsonl', live)
-        live_answered = {row['strategy']: row['answered_rate']
-                         for row in summarise(live, settings.deadline_s)}
+        every_answer = (summarise(offline, settings.deadline_s),
+                        summarise(live, settings.deadline_s))
+        live_answered = {row['strategy']: row['answered_rate'] for row in every_answer[1]}
         offline, live = answered_in_both(offline, live)
         agreement_rows = agreement(summarise(offline, settings.deadline_s),
-                                   summarise(live, settings.deadline_s), LIVE_TOLERANCE)
+                                   summarise(live, settings.deadline_s), LIVE_TOLERANCE,
+                                   answered=every_answer)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     described = {'scored_against': NOTICE if args.reference == REFERENCE_CLOUD

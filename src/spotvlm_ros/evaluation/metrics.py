@@ -18,7 +18,8 @@ SUMMARY_COLUMNS = (
     'latency_p50_s', 'latency_p95_s', 'latency_p99_s', 'deadline_miss_rate',
     'context_age_mean_s', 'context_age_p50_s', 'tokens_per_answer')
 AGREEMENT_COLUMNS = ('trace', 'strategy', 'offline_acc_mean', 'live_acc_mean', 'difference',
-                     'within')
+                     'within', 'offline_answered', 'live_answered', 'answered_within')
+ANSWERED_TOLERANCE = 0.05  # |live - offline| answered rate, per strategy, that still agrees
 _ACC_COLUMN = {DESCRIPTION: 'acc_description', VQA: 'acc_vqa', GROUNDING: 'acc_grounding'}
 
 
@@ -99,9 +100,14 @@ def _percentiles(values: list, qs: tuple) -> tuple:
     return tuple(float(v) for v in np.percentile(np.asarray(values, dtype=float), qs))
 
 
-def agreement(offline_rows: list, live_rows: list, tolerance: float) -> list:
-    """Offline vs live acc_mean for each (trace, strategy) in both, in the offline rows' order."""
+def agreement(offline_rows: list, live_rows: list, tolerance: float,
+              answered: Optional[tuple] = None) -> list:
+    """Offline vs live acc_mean for each (trace, strategy) in both, in the offline rows' order;
+    `answered` (offline rows, live rows over every frame each side was given) adds their
+    answered rates, which agree within ANSWERED_TOLERANCE."""
     live = {(r['trace'], r['strategy']): r for r in live_rows}
+    rates = [{(r['trace'], r['strategy']): r['answered_rate'] for r in side}
+             for side in answered or ((), ())]
     result = []
     for row in offline_rows:
         key = (row['trace'], row['strategy'])
@@ -110,7 +116,11 @@ def agreement(offline_rows: list, live_rows: list, tolerance: float) -> list:
         offline_acc, live_acc = row['acc_mean'], live[key]['acc_mean']
         # A side without any accuracy cannot agree with the other.
         difference = None if offline_acc is None or live_acc is None else live_acc - offline_acc
+        offline_rate, live_rate = (side.get(key) for side in rates)
         result.append({'trace': key[0], 'strategy': key[1], 'offline_acc_mean': offline_acc,
                        'live_acc_mean': live_acc, 'difference': difference,
-                       'within': difference is not None and abs(difference) <= tolerance})
+                       'within': difference is not None and abs(difference) <= tolerance,
+                       'offline_answered': offline_rate, 'live_answered': live_rate,
+                       'answered_within': None if offline_rate is None or live_rate is None
+                       else abs(live_rate - offline_rate) <= ANSWERED_TOLERANCE + 1e-9})
     return result

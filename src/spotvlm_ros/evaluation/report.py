@@ -12,7 +12,8 @@ from typing import Optional, Union
 import numpy as np
 
 from spotvlm_ros.evaluation import records as records_io
-from spotvlm_ros.evaluation.metrics import AGREEMENT_COLUMNS, SUMMARY_COLUMNS, ordered_strategies
+from spotvlm_ros.evaluation.metrics import (
+    AGREEMENT_COLUMNS, ANSWERED_TOLERANCE, SUMMARY_COLUMNS, ordered_strategies)
 
 RECORDS_FILE = 'records.jsonl'
 METRICS_CSV = 'metrics.csv'
@@ -275,8 +276,10 @@ def _sections(rows: list, settings: dict, agreement_rows: Optional[list],
         sections += [('heading', 'Per question (mean score)'), ('table', question_table(records))]
     if agreement_rows is not None:
         tolerance = settings.get('agreement_tolerance')
-        stated = (f'Live minus offline acc_mean; within tolerance {_fmt(tolerance)}.'
-                  if tolerance is not None else 'Live minus offline acc_mean.')
+        stated = (f'Live minus offline acc_mean (on the frames both answered); within '
+                  f'tolerance {_fmt(tolerance)}. Answered rates on every frame, within '
+                  f'{_fmt(ANSWERED_TOLERANCE)}.' if tolerance is not None
+                  else 'Live minus offline acc_mean.')
         table = [[_fmt(row.get(column)) for column in AGREEMENT_COLUMNS]
                  for row in agreement_rows]
         sections += [('heading', 'Offline vs live agreement'), ('paragraph', stated),
