@@ -173,3 +173,18 @@ def test_frames_go_to_the_processor_as_arrays_with_the_pixels_of_pil_images(
     pils = chat_inputs(transformers_backend.processor, as_pil)
     assert arrays.keys() == pils.keys()
     assert all(torch.equal(arrays[k], pils[k]) for k in arrays)
+
+
+def test_threads_sets_the_processes_torch_pool(tiny_ckpt):
+    import torch
+
+    from spotvlm_ros.models.transformers_backend import TransformersBackend
+
+    before = torch.get_num_threads()
+    try:
+        TransformersBackend(tiny_ckpt, threads=2, warmup=False)
+        assert torch.get_num_threads() == 2
+        TransformersBackend(tiny_ckpt, warmup=False)  # None: leaves the pool as it is
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

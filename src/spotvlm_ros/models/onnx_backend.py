@@ -263,7 +263,8 @@ class OnnxVisionTransformersBackend(TransformersBackend):
     def __init__(self, model: Union[str, Path], onnx_dir: Union[str, Path], device: str = 'cpu',
                  dtype: str = 'float32', max_new_tokens: int = 32, *,
                  threads: Optional[int] = None, warmup: bool = True, **kwargs):
-        super().__init__(model, device, dtype, max_new_tokens, warmup=False, **kwargs)
+        super().__init__(model, device, dtype, max_new_tokens, warmup=False, threads=threads,
+                         **kwargs)
         onnx_dir = Path(onnx_dir).expanduser()
         read_manifest(onnx_dir)
         providers = select_providers('cuda' if self.device.startswith('cuda') else 'cpu')

@@ -131,10 +131,15 @@ class TransformersBackend(EdgeBackend):
         processor_kwargs: Optional[dict] = None,
         warmup: bool = True,
         name: Optional[str] = None,
+        threads: Optional[int] = None,
     ):
         super().__init__()
         self.name = name or str(model)
         self.path = resolve_checkpoint(str(model), allow_download=allow_download)
+        if threads:  # torch's pool is the process's: the node's own process sets it once
+            import torch
+
+            torch.set_num_threads(threads)
         self.device = resolve_device(device)
         self.torch_dtype = resolve_dtype(dtype, self.device)
         self.max_new_tokens = max_new_tokens

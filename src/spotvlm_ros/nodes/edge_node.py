@@ -408,7 +408,7 @@ class EdgeNode(LifecycleNode):
     def _backend_params(self, model: str) -> dict:
         wanted = self.params.model
         params = {'model': model, 'device': wanted.device, 'dtype': wanted.dtype,
-                  'max_new_tokens': wanted.max_new_tokens}
+                  'max_new_tokens': wanted.max_new_tokens, 'threads': wanted.threads or None}
         if self.params.model.kind == 'transformers':
             params['name'] = self.params.model.path
         return params

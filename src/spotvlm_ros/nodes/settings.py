@@ -109,6 +109,10 @@ class EdgeModelConfig(Settings):
     dtype: str = setting('auto', 'auto, float32, float16 or bfloat16 (auto: bf16/fp16 on a '
                                  'GPU, fp32 on the CPU)')
     max_new_tokens: int = setting(24, 'tokens the model may write per answer', positive_int)
+    threads: int = setting(
+        0, "CPU threads of the model's inference (torch, ONNX Runtime); 0: the library's "
+        'default, one per core, which contends with the other nodes on a small computer',
+        non_negative_int)
     system_prompt: str = setting('', "system prompt; empty: the backend's default")
 
 
