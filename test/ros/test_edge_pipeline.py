@@ -104,7 +104,11 @@ def test_a_100_hz_flood_keeps_memory_bounded_and_answers_the_latest_frame(pipeli
     dropped = sum(a.frames_dropped for a in answers)
     assert grown < 60, f'edge node grew {grown:.0f} MB during the flood'
     assert sent > 300, f'the probe published only {sent} frames in 5 s'
-    assert dropped > len(answers), 'a backlog was answered instead of the latest frames'
+    # A backlog answered in order would lag further with every frame (by seconds after 5 s at
+    # twice the edge's rate); the latest-frame policy drops the waiting frames instead. How
+    # many it drops depends on how fast the edge is here, so only that it drops is asserted.
+    assert dropped > 0, 'no frame was dropped under a 100 Hz flood'
+    assert max(a.latency_s for a in answers) < 1.0, 'a backlog was answered, not the latest'
     # The first answer's drop count may include the warm-up's last frames.
     assert len(answers) + dropped <= sent + warm
     last_sent = _sec(probe.sent[-1].stamp)
