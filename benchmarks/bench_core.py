@@ -21,6 +21,7 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 
 from spotvlm_ros.core.context import ContextConfig, ContextStore  # noqa: E402
+from spotvlm_ros.core.flow import FlowMemo  # noqa: E402
 from spotvlm_ros.core.focus import (  # noqa: E402
     FocusConfig, focus_regions, plan_focus_from_config, propagate_along, propagate_regions)
 from spotvlm_ros.core.keyframes import KeyframeConfig, KeyframePolicy  # noqa: E402
@@ -124,6 +125,13 @@ def flow_rows(repeat: int) -> list:
     regions = random_regions(320, 240, 3, 6)
     rows.append(('optical flow: 320x240, 3 regions, 20 steps (10 s)', measure(
         lambda: propagate_along(regions, path), max(repeat // 10, 20), 3)))
+    # The next frame of that reply, as the fuser tracks it: 19 steps from the memo, 1 new.
+    stamps = [0.5 * step for step in range(len(path))]
+    memo = FlowMemo()
+    propagate_along(regions, path[:-1] + [path[-2]], stamps=stamps, memo=memo)
+    rows.append(('optical flow: the same, the next frame (FlowMemo)', measure(
+        lambda: propagate_along(regions, path, stamps=stamps, memo=memo),
+        max(repeat // 10, 20), 3)))
     return rows
 
 

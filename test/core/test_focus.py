@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from spotvlm_ros.core.flow import FlowMemo
 from spotvlm_ros.core.focus import (
     FocusConfig, VisualTokenCounter, clip_regions, crop_label, focus_for_answer, focus_regions,
     merge_regions,
@@ -277,6 +278,37 @@ def test_a_lost_region_coasts_by_the_time_each_step_takes(textured_frame, shifte
     assert r.x1 == pytest.approx(120, abs=1.5)  # 16 px/s for 0.5 s, then for 0.25 s
     with pytest.raises(ValueError, match='3 stamps for 2 images'):
         propagate_along([box(100, 60, 160, 120)], [key, key], stamps=[0.0, 0.5, 1.0])
+
+
+def test_a_memo_gives_what_tracking_every_step_again_gives(textured_frame, shifted):
+    # The fuser's frames, one after another: a reply's steps through the ring are the same for
+    # each, and a region lost on the way (glare) must coast on from the memo as it would.
+    key = textured_frame(320, 240, seed=8)
+    images = [shifted(key, 6 * step, -2 * step) for step in range(12)]
+    images[5] = np.full_like(key, 128)
+    stamps = [0.5 * step for step in range(12)]
+    regions = [box(100, 60, 160, 120), box(40, 150, 90, 200, 'sign')]
+    memo = FlowMemo()
+    for last in range(1, 12):
+        walked = propagate_along(regions, images[:last + 1], stamps=stamps[:last + 1], memo=memo)
+        assert walked == propagate_along(regions, images[:last + 1], stamps=stamps[:last + 1])
+    assert memo.hits >= 9 * 10 // 2  # frame n looked up its first n - 1 steps
+
+
+def test_a_memo_keeps_no_step_onto_the_frame_itself(textured_frame, shifted):
+    # The frame's own image may differ from the copy the ring keeps of it (the evaluator passes
+    # the whole frame), so a later frame must not find that step in the memo.
+    key = textured_frame(320, 240, seed=8)
+    via, whole = shifted(key, 6, 0), shifted(key, 12, 0)
+    ring_copy, later = np.full_like(key, 128), shifted(key, 24, 0)
+    regions = [box(100, 60, 160, 120)]
+    memo = FlowMemo()
+    propagate_along(regions, [key, via, whole], stamps=[0.0, 0.5, 1.0], memo=memo)
+    again = propagate_along(regions, [key, via, ring_copy, later], stamps=[0.0, 0.5, 1.0, 1.5],
+                            memo=memo)
+    assert again == propagate_along(regions, [key, via, ring_copy, later],
+                                    stamps=[0.0, 0.5, 1.0, 1.5])
+    assert memo.hits == 1
 
 
 def test_a_small_box_follows_its_own_corners_not_the_ground_behind_it(textured_frame,

@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from spotvlm_ros.core.context import SOURCE_EDGE, ContextStore
+from spotvlm_ros.core.flow import FlowMemo
 from spotvlm_ros.core.focus import FocusConfig, focus_regions, plan_focus_from_config
 from spotvlm_ros.core.regions import fenced_reply, region_items, scale_regions
 from spotvlm_ros.core.types import SOURCE_CLOUD, FocusPlan, HistoryTurn
@@ -109,13 +110,15 @@ def fuse(store: ContextStore, stamp: float, frame_size: Size, config: FocusConfi
          key_image: Optional[np.ndarray] = None,
          cur_image: Optional[np.ndarray] = None,
          via_images: Sequence[np.ndarray] = (),
-         via_stamps: Sequence[float] = ()) -> FusedContext:
+         via_stamps: Sequence[float] = (),
+         memo: Optional[FlowMemo] = None) -> FusedContext:
     """The fused context for the frame at `stamp`: turns, and the newest regions carried.
 
     `key_image` is the newest cloud answer's keyframe if still at hand (any size: flow runs on
     shrunk copies), `cur_image` the frame, `via_images` the frames between that flow steps
     through (track_path picks them) and `via_stamps` their times; without both, regions stay
-    where the cloud saw them (and their crops are widened by their age: edge_inputs).
+    where the cloud saw them (and their crops are widened by their age: edge_inputs). `memo`
+    keeps the flow's steps for the next frames (FlowMemo).
     """
     fused = FusedContext(stamp, tuple(frame_size), store.turns_for(stamp))
     newest = store.newest_cloud(stamp)
@@ -124,7 +127,8 @@ def fuse(store: ContextStore, stamp: float, frame_size: Size, config: FocusConfi
         fused.regions = focus_regions(newest.regions, newest.image_size, tuple(frame_size),
                                       config, key_image=key_image, cur_image=cur_image,
                                       via_images=via_images,
-                                      stamps=(newest.keyframe_stamp, *via_stamps, stamp))
+                                      stamps=(newest.keyframe_stamp, *via_stamps, stamp),
+                                      memo=memo)
     return fused
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
+import threading
 from typing import Optional, Sequence
 
 import numpy as np
@@ -63,22 +65,72 @@ def propagate_regions(regions: Sequence[Region], key_image: np.ndarray, cur_imag
     return carried
 
 
+class FlowMemo:
+    """propagate_along's state at each frame a reply's regions stepped through, kept for the
+    next frames: their paths share those steps (track_path), so each is tracked once.
+
+    Keyed by the regions, the flow settings and the stamps walked so far; a stamp must name
+    one image (the fuser's ring, the evaluator's frames), so clear it when time jumps back.
+    At most `size` states, the least recently used go first; thread-safe.
+    """
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self.hits = 0  # steps a lookup saved, for tests and benchmarks
+        self._states: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def resume(self, base: tuple, stamps: Sequence[float], last: int) -> tuple:
+        """(position, state) of the longest walk of `stamps[:last + 1]` held; (0, None)."""
+        with self._lock:
+            for position in range(last, 0, -1):
+                key = (base, tuple(stamps[:position + 1]))
+                if key in self._states:
+                    self._states.move_to_end(key)
+                    self.hits += position
+                    return position, self._states[key]
+        return 0, None
+
+    def keep(self, base: tuple, stamps: Sequence[float], state: tuple) -> None:
+        """Hold `state`, reached at the last of `stamps`."""
+        with self._lock:
+            self._states[(base, tuple(stamps))] = state
+            self._states.move_to_end((base, tuple(stamps)))
+            while len(self._states) > self.size:
+                self._states.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every state (time went back: its stamps will name other frames)."""
+        with self._lock:
+            self._states.clear()
+
+
 def propagate_along(regions: Sequence[Region], images: Sequence[np.ndarray],
-                    stamps: Sequence[float] = (), **flow) -> list:
+                    stamps: Sequence[float] = (), memo: Optional[FlowMemo] = None,
+                    **flow) -> list:
     """Regions carried from `images[0]` (the keyframe) to `images[-1]` through the frames
     between, one propagate_regions step per pair: short steps keep motion within the tracker's
     reach. A region lost on a step coasts at the velocity of its last tracked step, given
     `stamps` (one per image; without them steps count as equally long). A region stays
     'propagated' only if every step tracked it; one lost on the way keeps its best guess (the
-    source it came with), for the caller to widen.
+    source it came with), for the caller to widen. With `memo` and `stamps`, the steps up to
+    the last frame between are looked up there, or tracked and kept.
     """
     if stamps and len(stamps) != len(images):
         raise ValueError(f'{len(stamps)} stamps for {len(images)} images')
     steps = np.diff(stamps) if stamps else np.ones(max(len(images) - 1, 0))
     carried, lost = list(regions), [False] * len(regions)
     velocity = [None] * len(regions)  # pixels per second of the last tracked step
-    for step, (key_image, cur_image) in enumerate(zip(images, images[1:])):
-        stepped = propagate_regions(carried, key_image, cur_image, **flow)
+    # The last image is not kept: it may be the frame itself, not the ring's copy of it.
+    memo = memo if stamps else None
+    base = (tuple(regions), tuple(sorted(flow.items())))
+    start = 0
+    if memo is not None:
+        start, state = memo.resume(base, stamps, len(images) - 2)
+        if state is not None:
+            carried, lost, velocity = (list(part) for part in state)
+    for step in range(start, len(images) - 1):
+        stepped = propagate_regions(carried, images[step], images[step + 1], **flow)
         dt = max(float(steps[step]), 1e-6)
         for index, (new, old) in enumerate(zip(stepped, carried)):
             if new is old:  # propagate_regions hands back an untracked region itself
@@ -88,6 +140,8 @@ def propagate_along(regions: Sequence[Region], images: Sequence[np.ndarray],
             else:
                 velocity[index] = tuple(d / dt for d in _centre_shift(old, new))
         carried = stepped
+        if memo is not None and step + 1 < len(images) - 1:
+            memo.keep(base, stamps[:step + 2], (tuple(carried), tuple(lost), tuple(velocity)))
     return [dataclasses.replace(r, source=region.source) if was else r
             for region, r, was in zip(regions, carried, lost)]
 

@@ -12,7 +12,7 @@ import numpy as np
 from spotvlm_ros.core.checks import (
     between, boolean, fraction, non_negative, positive, positive_int, require)
 from spotvlm_ros.core.compression import sanitize_label
-from spotvlm_ros.core.flow import propagate_along, propagate_regions, track_path
+from spotvlm_ros.core.flow import FlowMemo, propagate_along, propagate_regions, track_path
 from spotvlm_ros.core.images import resize_image
 from spotvlm_ros.core.settings import check_settings, setting
 from spotvlm_ros.core.regions import (
@@ -108,13 +108,15 @@ def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_siz
                   key_image: Optional[np.ndarray] = None,
                   cur_image: Optional[np.ndarray] = None,
                   via_images: Sequence[np.ndarray] = (),
-                  stamps: Sequence[float] = ()) -> list:
+                  stamps: Sequence[float] = (),
+                  memo: Optional[FlowMemo] = None) -> list:
     """Cloud regions mapped to the current frame: scaled, carried by flow, clipped, merged.
 
     `src_size` is the (width, height) the cloud saw (None: already in frame pixels). Ranked
     by score, at most `max_regions`, all inside the frame; labels cleaned as cloud text.
     `via_images` are frames between the keyframe and this one, oldest first, that flow steps
-    through (see track_path); `stamps` the times of the keyframe, those and this frame.
+    through (see track_path); `stamps` the times of the keyframe, those and this frame;
+    `memo` keeps the steps through them for the next frames (FlowMemo).
     Each box is the best guess of where its object is now: moved by flow where it could be
     tracked, else where the cloud saw it (source 'widened': plan_focus widens its view by
     the context's age). A box grown by its age would be a worse guess: the model is told it.
@@ -127,7 +129,7 @@ def focus_regions(regions: Sequence[Region], src_size: Optional[Size], frame_siz
     mapped = clip_regions(mapped, frame_size, 0.0)  # tracking needs boxes inside the frame
     if config.use_flow and key_image is not None and cur_image is not None and mapped:
         carried = propagate_along(mapped, [key_image, *via_images, cur_image], stamps=stamps,
-                                  frame_size=frame_size, **flow_options(config))
+                                  memo=memo, frame_size=frame_size, **flow_options(config))
     else:
         carried = mapped
     carried = [r if r.source == SOURCE_PROPAGATED else dataclasses.replace(

@@ -18,6 +18,7 @@ from spotvlm_ros.core.composition import (
     cloud_reply, edge_inputs, fuse, newest_cloud_turn, strategy as strategy_named)
 from spotvlm_ros.core.compression import tokenizer_counter, word_count
 from spotvlm_ros.core.context import ContextConfig, ContextStore
+from spotvlm_ros.core.flow import FlowMemo
 from spotvlm_ros.core.focus import FocusConfig, track_path
 from spotvlm_ros.core.images import shrink
 from spotvlm_ros.core.keyframes import KeyframeConfig
@@ -157,6 +158,8 @@ class _Replay:
         # As the fuser does: budgets in the edge model's own tokens.
         tokenizer = getattr(answerer.edge_backend, 'tokenizer', None)
         self.count_tokens = tokenizer_counter(tokenizer) if tokenizer is not None else word_count
+        # The fuser's memo, big enough for every question's workers side by side.
+        self.flow_memo = FlowMemo(size=4096)
 
     def record(self, strategy: str, frame, truth) -> AnswerRecord:
         return AnswerRecord(strategy, self.trace.name, self.mean_delay_s, frame.index,
@@ -290,7 +293,7 @@ class _Replay:
         """The fuser's context for `frame`, from what the store holds now."""
         key_image, via_images, via_stamps = self.track_images(frame, store)
         return fuse(store, frame.stamp, frame.size, self.settings.focus, key_image, frame.image,
-                    via_images, via_stamps)
+                    via_images, via_stamps, memo=self.flow_memo)
 
     def track_images(self, frame, store: ContextStore) -> tuple:
         """(keyframe, frames between, their stamps) of the newest reply as the fuser holds

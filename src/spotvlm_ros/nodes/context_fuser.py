@@ -13,7 +13,7 @@ from spotvlm_msgs.msg import CloudContext, EdgeAnswer, FusedContext
 
 from spotvlm_ros.core.composition import fuse
 from spotvlm_ros.core.context import ContextStore
-from spotvlm_ros.core.flow import track_path
+from spotvlm_ros.core.flow import FlowMemo, track_path
 from spotvlm_ros.nodes import convert
 from spotvlm_ros.nodes.diagnostics import (DiagnosticsPublisher, make_status, threshold_level)
 from spotvlm_ros.models.base import ModelLoadError
@@ -41,6 +41,7 @@ class ContextFuser(Node):
         self._last_publish: Optional[float] = None
         self._first_stamp: Optional[float] = None
         self._newest: Optional[tuple] = None  # (stamp, header, thumbnail, full size): newest
+        self._flow_memo = FlowMemo()  # a reply's steps through the ring, tracked once
         self.counts = {'frames': 0, 'bad_frames': 0, 'contexts': 0, 'failed_contexts': 0,
                        'edge_answers': 0, 'published': 0}
         self._pub = self.create_publisher(FusedContext, 'fused_context', FUSED_CONTEXT_QOS)
@@ -70,6 +71,7 @@ class ContextFuser(Node):
                                           ' forgetting frames and contexts')
                 self._frames.clear()
                 self.store.clear()
+                self._flow_memo.clear()
                 self._first_stamp = None
                 self._last_publish = None  # else no frame publishes until time catches up
             if self._first_stamp is None:
@@ -118,7 +120,8 @@ class ContextFuser(Node):
         key, via, via_stamps = self._track_images(newest.keyframe_stamp, stamp) \
             if newest is not None else (None, (), ())
         fused = fuse(self.store, stamp, size, self.params.focus, key_image=key,
-                     cur_image=small, via_images=via, via_stamps=via_stamps)
+                     cur_image=small, via_images=via, via_stamps=via_stamps,
+                     memo=self._flow_memo)
         return convert.fused_to_msg(fused, header)
 
     def _publish(self) -> None:
